@@ -1,0 +1,239 @@
+"""saline's command line. Thin: parse options, call one library function, print.
+
+Every :class:`~saline.errors.SalineError` becomes one message on stderr and a non-zero
+exit; set ``SALINE_DEBUG=1`` to see the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+from .errors import SalineError
+
+FORMATS = ("yaml", "json")
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def dump(data: Any, fmt: str) -> str:
+    """Serialise for people (yaml, the default) or scripts (json). Deterministic."""
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class NoAliasDumper(base):  # type: ignore[misc,valid-type]
+        # Values shared between keys (a reference to a dict) print in full at each place.
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    out: str = yaml.dump(
+        data, Dumper=NoAliasDumper, default_flow_style=False, sort_keys=False, allow_unicode=True
+    )
+    return out
+
+
+def _color(text: str, code: str, stream: Any = sys.stdout) -> str:
+    if os.environ.get("NO_COLOR") or not getattr(stream, "isatty", lambda: False)():
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+# -- model commands -----------------------------------------------------------------------
+
+
+def _model(args: argparse.Namespace) -> Any:
+    from .model import load_model
+
+    return load_model(args.model)
+
+
+def cmd_model_nodes(args: argparse.Namespace) -> int:
+    model = _model(args)
+    names = model.node_names()
+    if args.format == "json":
+        print(dump(names, "json"))
+    else:
+        for n in names:
+            print(n)
+    return 0
+
+
+def cmd_model_show(args: argparse.Namespace) -> int:
+    model = _model(args)
+    node = model.node(args.node)
+    data = node.as_dict()
+    if args.key:
+        from .model.provenance import _value_at, parse_key
+
+        section, path = parse_key(args.key)
+        data = _value_at(data[section], path, args.node, section)
+    print(dump(data, args.format), end="" if args.format == "yaml" else "\n")
+    return 0
+
+
+def cmd_model_inventory(args: argparse.Namespace) -> int:
+    model = _model(args)
+    print(dump(model.inventory(), args.format), end="" if args.format == "yaml" else "\n")
+    return 0
+
+
+def cmd_model_explain(args: argparse.Namespace) -> int:
+    from .model import explain
+
+    model = _model(args)
+    info = explain(model, args.node, args.key)
+    if args.format == "json":
+        print(dump(info, "json"))
+    elif args.format == "yaml":
+        print(dump(info, "yaml"), end="")
+    else:
+        print("\n".join(render_explain(info)))
+    return 0
+
+
+def render_explain(info: dict[str, Any], indent: str = "") -> list[str]:
+    """Human-readable explanation, one fact per line."""
+    lines = []
+    value = json.dumps(info["value"], ensure_ascii=False, default=str)
+    if len(value) > 100:
+        value = value[:97] + "..."
+    head = f"{info['key']} = {value}"
+    if "ref" in info:
+        head = f"{_color(info['ref'], '36')} -> {head}"
+    lines.append(indent + _color(head, "1"))
+    set_by = info.get("set_by")
+    if set_by is None:
+        lines.append(indent + "  set by: (no file; computed)")
+    else:
+        where = f"{set_by['file']}:{set_by['line']}" if set_by.get("line") else set_by["file"]
+        via = f" (as part of {info['via_ancestor']})" if "via_ancestor" in info else ""
+        lines.append(f"{indent}  set by:   {_color(where, '32')}  {_raw(set_by)}{via}")
+    for label, key in (("overrode", "overrode"), ("merged with", "merged_with")):
+        for c in info.get(key, []):
+            where = f"{c['file']}:{c['line']}" if c.get("line") else c["file"]
+            lines.append(f"{indent}  {label + ':':9} {_color(where, '33')}  {_raw(c)}")
+    for ref in info.get("references", []):
+        lines.append(f"{indent}  through:")
+        lines.extend(render_explain(ref, indent + "    "))
+    return lines
+
+
+def _raw(c: dict[str, Any]) -> str:
+    prefix = "~" if c.get("overwrite") else "=" if c.get("constant") else ""
+    text = json.dumps(c["value"], ensure_ascii=False, default=str)
+    if len(text) > 70:
+        text = text[:67] + "..."
+    return prefix + text
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def _add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        default=None,
+        help="model folder with classes/ and nodes/ (default: $SALINE_MODEL, else the current folder)",
+    )
+
+
+def _add_format(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, default: str = "yaml") -> None:
+    p.add_argument(
+        "--format", choices=choices, default=default, help=f"output format (default: {default})"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saline",
+        description="One model of an OpenStack deployment: compile it, explain it, "
+        "build and run it.",
+        epilog="Run 'saline COMMAND --help' for a command's options. Docs: docs/ in the repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"saline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    model = sub.add_parser(
+        "model",
+        help="compile and inspect the reclass-style model",
+        description="Compile and inspect the model: classes/ and nodes/ (reclass semantics).",
+    )
+    msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    msub.required = True
+
+    p = msub.add_parser("nodes", help="list node names", description="List the model's nodes.")
+    _add_model_option(p)
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_model_nodes)
+
+    p = msub.add_parser(
+        "show",
+        help="one node, fully compiled",
+        description="Compile one node and print its parameters, classes, applications, "
+        "environment and exports (the shape of reclass --nodeinfo).",
+    )
+    p.add_argument("node", metavar="NODE")
+    p.add_argument(
+        "key", metavar="KEY", nargs="?", help="print only this key (a:b:c, optionally parameters:...)"
+    )
+    _add_model_option(p)
+    _add_format(p)
+    p.set_defaults(func=cmd_model_show)
+
+    p = msub.add_parser(
+        "inventory",
+        help="every node, fully compiled",
+        description="Compile every node; the shape of reclass --inventory: nodes, classes, "
+        "applications.",
+    )
+    _add_model_option(p)
+    _add_format(p)
+    p.set_defaults(func=cmd_model_inventory)
+
+    p = msub.add_parser(
+        "explain",
+        help="where a value came from",
+        description="Show a key's value, the file and line that set it, what it overrode, "
+        "and each reference it resolved through, down to where that value was set.",
+    )
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("key", metavar="KEY", help="key path a:b:c (optionally parameters:... or exports:...)")
+    _add_model_option(p)
+    _add_format(p, ("text", "yaml", "json"), "text")
+    p.set_defaults(func=cmd_model_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except SalineError as e:
+        if os.environ.get("SALINE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(_color("error: ", "31", sys.stderr) + str(e), file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Deep merge of prepared values, with reclass semantics. Pure.
+
+Values are never mutated: merging returns new dicts and lists where something changed and
+shares everything else, so classes merged once serve every node that includes them.
+
+What merges at once: dict into dict (key by key), list onto list (appended), plain scalar
+over plain scalar (replaced), anything into nothing. Everything else (a reference or query
+on either side, a ``~``/``=`` flag, values of different types) becomes a
+:class:`~saline.model.values.Chain` that the resolver merges once references are known,
+exactly as reclass's ValueList does; the type rules (null/scalar/list over dict...) are
+applied there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .loader import fresh
+from .values import Chain, Expr, FDict, Flagged
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def merge(cur: Any, new: Any) -> Any:
+    """Merge prepared value ``new`` over merged value ``cur`` (None: nothing there yet)."""
+    tn = type(new)
+    if tn is dict or tn is FDict:
+        if cur is None:
+            return new.fresh if tn is FDict else new
+        if type(cur) is dict:
+            out = dict(cur)
+            get = out.get
+            for k, v in new.items():
+                out[k] = merge(get(k), v)
+            return out
+        return _chain(cur, new, 0)
+    if tn is Flagged:
+        if cur is None:
+            return fresh(new)
+        return _chain(cur, new.value, new.flags)
+    if cur is None:
+        return new
+    if tn is list:
+        if type(cur) is list:
+            return cur + new
+        return _chain(cur, new, 0)
+    if isinstance(new, _PLAIN_SCALARS) and type(cur) is not Chain:
+        if isinstance(cur, _PLAIN_SCALARS) and type(cur) is not Expr:
+            return new
+    return _chain(cur, new, 0)
+
+
+def _chain(cur: Any, new: Any, flags: int) -> Chain:
+    if type(cur) is Chain:
+        return Chain((*cur.items, (new, flags)))
+    return Chain(((cur, 0), (new, flags)))
+
+
+def merge_all(base: Any, layers: list[dict[str, Any]]) -> Any:
+    for layer in layers:
+        base = merge(base, layer)
+    return base

@@ -1,0 +1,192 @@
+"""Where a value came from: computed on demand, so compiling stays fast.
+
+A node's merged parameters remember only the order of the files merged into them
+(:attr:`MergedNode.sources`). To explain a key, each of those files is asked whether it
+sets that key; the last one to set it won, the earlier ones were overridden (or merged
+into, for dicts and lists). Lines come from :meth:`ModelFiles.locate`. References in the
+winning value are explained the same way, down to where their values were set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ModelError
+from .loader import AUTOMATIC_SOURCE
+from .values import CONSTANT, OVERWRITE, Expr, FDict, Flagged, Ref
+
+if TYPE_CHECKING:
+    from .compile import Model
+
+Path = tuple[str, ...]
+_MAX_DEPTH = 12
+
+
+@dataclass
+class Contribution:
+    file: str
+    line: int | None
+    raw: Any
+    flags: int
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def summary(self) -> str:
+        return show_raw(self.raw, self.flags)
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"file": self.file, "line": self.line, "value": plain(self.raw)}
+        if self.flags & OVERWRITE:
+            d["overwrite"] = True
+        if self.flags & CONSTANT:
+            d["constant"] = True
+        return d
+
+
+def plain(raw: Any) -> Any:
+    """A prepared value as the user wrote it (references as text)."""
+    t = type(raw)
+    if t is Expr:
+        return raw.text
+    if t is Flagged:
+        return plain(raw.value)
+    if t is dict or t is FDict:
+        return {k: plain(v) for k, v in raw.items()}
+    if t is list:
+        return [plain(v) for v in raw]
+    return raw
+
+
+def show_raw(raw: Any, flags: int = 0) -> str:
+    prefix = "~" if flags & OVERWRITE else "=" if flags & CONSTANT else ""
+    text = json.dumps(plain(raw), default=str, ensure_ascii=False)
+    if len(text) > 70:
+        text = text[:67] + "..."
+    return prefix + text
+
+
+def contributions(model: Model, node: str, section: str, path: Path) -> list[Contribution]:
+    """The files that set ``section:path`` for ``node``, in merge order."""
+    merged = model.merged(node)
+    out: list[Contribution] = []
+    for src in merged.sources:
+        if src == 0:
+            data: Any = merged.automatic if section == "parameters" else {}
+            file = AUTOMATIC_SOURCE
+        else:
+            ent = model.files.by_src[src]
+            data = ent.parameters if section == "parameters" else ent.exports
+            file = ent.file
+        v = data
+        flags = 0
+        found = True
+        for key in path:
+            t = type(v)
+            if (t is dict or t is FDict) and key in v:
+                v = v[key]
+                if type(v) is Flagged:
+                    flags |= v.flags
+                    v = v.value
+            else:
+                found = False
+                break
+        if found:
+            line = model.files.locate(file, (section, *path)) if file != AUTOMATIC_SOURCE else None
+            out.append(Contribution(file, line, v, flags))
+    return out
+
+
+def parse_key(key: str) -> tuple[str, Path]:
+    parts = tuple(p for p in key.split(":") if p != "")
+    if parts and parts[0] in ("parameters", "exports"):
+        return parts[0], parts[1:]
+    return "parameters", parts
+
+
+def explain(model: Model, node: str, key: str) -> dict[str, Any]:
+    """Explain ``key`` (``a:b:c``, optionally prefixed ``parameters:`` or ``exports:``)."""
+    section, path = parse_key(key)
+    if not path:
+        raise ModelError("explain needs a key path, e.g. keystone:server:bind:address")
+    compiled = model.node(node)
+    tree = compiled.parameters if section == "parameters" else compiled.exports
+    _value_at(tree, path, node, section)
+    return _explain(model, node, section, path, tree, set(), 0)
+
+
+def _value_at(tree: Any, path: Path, node: str, section: str) -> Any:
+    v = tree
+    for i, k in enumerate(path):
+        if isinstance(v, dict) and k in v:
+            v = v[k]
+        elif isinstance(v, list) and k.isdigit() and int(k) < len(v):
+            v = v[int(k)]
+        else:
+            have = sorted(v) if isinstance(v, dict) else []
+            hint = f" (it has: {', '.join(map(str, have[:12]))})" if have else ""
+            raise ModelError(
+                f"node {node} has no key {section}:{':'.join(path[: i + 1])}{hint}"
+            )
+    return v
+
+
+def _explain(
+    model: Model, node: str, section: str, path: Path, tree: Any, seen: set[Path], depth: int
+) -> dict[str, Any]:
+    value = _value_at(tree, path, node, section)
+    entry: dict[str, Any] = {"key": ":".join((section, *path)), "value": value}
+    found = contributions(model, node, section, path)
+    if not found:
+        # Set as part of an ancestor (a list, or a dict copied by a reference).
+        for cut in range(len(path) - 1, 0, -1):
+            anc = contributions(model, node, section, path[:cut])
+            if anc:
+                winner = anc[-1]
+                entry["set_by"] = winner.as_dict()
+                entry["via_ancestor"] = ":".join((section, *path[:cut]))
+                ref = _single_ref(winner.raw)
+                if ref is not None and depth < _MAX_DEPTH:
+                    target = (*tuple(ref.split(":")), *path[cut:])
+                    if target not in seen:
+                        params = model.node(node).parameters
+                        entry["references"] = [
+                            {"ref": "${" + ref + "}"}
+                            | _explain(model, node, "parameters", target, params, seen | {target}, depth + 1)
+                        ]
+                return entry
+        entry["set_by"] = None
+        return entry
+    winner = found[-1]
+    entry["set_by"] = winner.as_dict()
+    earlier = found[:-1]
+    if earlier:
+        replaced = winner.flags & OVERWRITE or not isinstance(value, dict | list)
+        entry["overrode" if replaced else "merged_with"] = [c.as_dict() for c in reversed(earlier)]
+    refs = []
+    if type(winner.raw) is Expr and depth < _MAX_DEPTH:
+        resolver = model._params_resolver(node)
+        params = model.node(node).parameters
+        for part in winner.raw.parts:
+            if type(part) is Ref:
+                name = resolver._ref_name(part, winner.raw)
+                target = tuple(name.split(":"))
+                if target in seen:
+                    continue
+                refs.append(
+                    {"ref": "${" + name + "}"}
+                    | _explain(model, node, "parameters", target, params, seen | {target}, depth + 1)
+                )
+    if refs:
+        entry["references"] = refs
+    return entry
+
+
+def _single_ref(raw: Any) -> str | None:
+    if type(raw) is Expr and len(raw.parts) == 1 and type(raw.parts[0]) is Ref:
+        ref = raw.parts[0]
+        if ref.is_simple():
+            return str(ref.parts[0])
+    return None

@@ -1,0 +1,340 @@
+"""Resolving one node's merged parameters: references, deferred merges, queries. Pure.
+
+A :class:`Resolver` works on one merged tree (a node's parameters or its exports) and
+produces the fully resolved value. It resolves lazily: a reference resolves exactly the
+keys it needs, memoised by key path, so each value is computed once per node. Subtrees
+without anything to resolve are returned as they are (shared between nodes, never
+copied); only the parts that hold references are rebuilt.
+
+Missing references are collected and reported together (one message per node); a
+reference loop, a type conflict or a changed constant stops at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import ConstantChangedError, Location, ReferenceLoopError, TypeMergeError
+from .merge import merge
+from .values import CONSTANT, OVERWRITE, Chain, Expr, FDict, Query, Ref, split_path
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
+
+_UNSET: Any = object()
+Path = tuple[str, ...]
+
+
+class Missing(Exception):
+    """Internal: a reference's target does not exist. Turned into a ModelError by the caller."""
+
+    def __init__(self, ref: str, expr: Expr | None = None) -> None:
+        super().__init__(ref)
+        self.ref = ref
+        self.expr = expr
+
+
+class CleanCache:
+    """Whether a value contains nothing to resolve, memoised by object identity.
+
+    Shared by all nodes of a compile: merged class data is shared between nodes, so each
+    shared subtree is inspected once. The cache keeps every inspected object alive, so an
+    id is never reused for another object while the cache lives.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Any, bool]] = {}
+
+    def clean(self, v: Any) -> bool:
+        t = type(v)
+        if t is dict or t is FDict:
+            hit = self._memo.get(id(v))
+            if hit is not None:
+                return hit[1]
+            ok = all(self.clean(x) for x in v.values())
+            self._memo[id(v)] = (v, ok)
+            return ok
+        if t is list:
+            hit = self._memo.get(id(v))
+            if hit is not None:
+                return hit[1]
+            ok = all(self.clean(x) for x in v)
+            self._memo[id(v)] = (v, ok)
+            return ok
+        return t is not Expr and t is not Chain
+
+
+class Site(Protocol):
+    """What a resolver needs from the model around it (implemented by the compiler)."""
+
+    def run_query(self, query: Query, resolver: Resolver) -> Any:
+        """Evaluate an inventory query for the node that ``resolver`` resolves."""
+
+    def describe(self, node: str, section: str, path: Path) -> str:
+        """Name the files (and lines) that set ``section:path`` of ``node``, for messages."""
+
+    def expr_location(self, node: str, expr: Expr) -> Location:
+        """File and line where ``expr`` was written."""
+
+
+class Resolver:
+    """Resolves one tree. ``refs`` is the resolver references point into (itself for
+    parameters; the parameters' resolver for exports)."""
+
+    def __init__(
+        self,
+        node: str,
+        root: dict[str, Any],
+        section: str,
+        config: ModelConfig,
+        clean: CleanCache,
+        site: Site,
+        refs: Resolver | None = None,
+        strict: bool = False,
+    ) -> None:
+        self.node = node
+        self.root = root
+        self.section = section
+        self.config = config
+        self.cleaner = clean
+        self.site = site
+        self.refs = refs or self
+        self.strict = strict  # raise Missing instead of collecting it
+        self.memo: dict[Path, Any] = {}
+        self.deep_memo: dict[Path, Any] = {}
+        self.active: dict[Path, None] = {}  # ordered: the loop's path, for messages
+        self.errors: list[tuple[Location, str]] = []
+        self._error_keys: set[tuple[Path, str]] = set()
+
+    # -- public ------------------------------------------------------------------
+
+    def resolve_all(self) -> dict[str, Any]:
+        out = self.deep((), self.root)
+        assert isinstance(out, dict)
+        return out
+
+    def value_at(self, path: Path) -> Any:
+        """The fully resolved value at ``path``; raises Missing if there is none."""
+        return self.deep(path, self.get(path))
+
+    # -- lookups -----------------------------------------------------------------
+
+    def get(self, path: Path) -> Any:
+        """The value at ``path`` with itself resolved (its children may not be yet)."""
+        node: Any = self.root
+        for i, key in enumerate(path):
+            t = type(node)
+            if t is dict or t is FDict:
+                try:
+                    node = node[key]
+                except KeyError:
+                    raise Missing(":".join(path)) from None
+            elif t is list:
+                try:
+                    node = node[int(key)]
+                except (ValueError, IndexError):
+                    raise Missing(":".join(path)) from None
+            else:
+                raise Missing(":".join(path))
+            tn = type(node)
+            if tn is Expr or tn is Chain:
+                p = path[: i + 1]
+                m = self.memo.get(p, _UNSET)
+                node = m if m is not _UNSET else self._evaluate(p, node)
+        return node
+
+    def lookup_ref(self, text: str) -> Any:
+        """Resolve the reference path ``text`` (``a:b:c``) to its full value."""
+        parts = tuple(split_path(text))
+        if len(parts) > 1:
+            # reclass indexes lists on the way, but not with the last key.
+            parent = self.get(parts[:-1])
+            if type(parent) is list:
+                raise Missing(text)
+        return self.value_at(parts)
+
+    # -- resolution ----------------------------------------------------------------
+
+    def deep(self, path: Path, v: Any) -> Any:
+        t = type(v)
+        if t is Expr or t is Chain:
+            m = self.memo.get(path, _UNSET)
+            v = m if m is not _UNSET else self._evaluate(path, v)
+            t = type(v)
+        if t is not dict and t is not list and t is not FDict:
+            return v
+        if self.cleaner.clean(v):
+            return v
+        hit = self.deep_memo.get(path, _UNSET)
+        if hit is not _UNSET:
+            return hit
+        out: Any
+        if t is list:
+            out = [self.deep((*path, str(i)), x) for i, x in enumerate(v)]
+        else:
+            out = {}
+            clean = self.cleaner.clean
+            for k, x in v.items():
+                out[k] = x if clean(x) else self.deep((*path, k), x)
+        self.deep_memo[path] = out
+        return out
+
+    def _evaluate(self, path: Path, raw: Any) -> Any:
+        if path in self.active:
+            loop = [*list(self.active)[list(self.active).index(path) :], path]
+            shown = " -> ".join(":".join(p) for p in loop)
+            raise ReferenceLoopError(
+                f"reference loop: {shown}", self._loc_for(raw, path)
+            )
+        self.active[path] = None
+        try:
+            if type(raw) is Expr:
+                value = self._render_expr(raw)
+            else:
+                value = self._render_chain(raw, path)
+        except Missing as m:
+            if self.strict:
+                raise
+            self._record_missing(m, raw, path)
+            value = None
+        finally:
+            del self.active[path]
+        self.memo[path] = value
+        return value
+
+    def _record_missing(self, m: Missing, raw: Any, path: Path) -> None:
+        expr = m.expr
+        if expr is None and type(raw) is Expr:
+            expr = raw
+        key = (path, m.ref)
+        if key in self._error_keys:
+            return
+        self._error_keys.add(key)
+        loc = self._loc_for(expr if expr is not None else raw, path)
+        self.errors.append((loc, f"cannot resolve ${{{m.ref}}}"))
+
+    def _loc_for(self, raw: Any, path: Path) -> Location:
+        key = ":".join((self.section, *path))
+        if type(raw) is Expr:
+            where = self.site.expr_location(self.node, raw)
+            return Location(where.file, where.line, self.node, key)
+        return Location(None, None, self.node, key)
+
+    def describe(self, path: Path) -> str:
+        return self.site.describe(self.node, self.section, path)
+
+    def _ref_name(self, ref: Ref, expr: Expr) -> str:
+        if ref.is_simple():
+            return ref.parts[0]  # type: ignore[return-value]
+        out = []
+        for p in ref.parts:
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                out.append(str(self._render_ref(p, expr)))
+        return "".join(out)
+
+    def _render_ref(self, ref: Ref, expr: Expr) -> Any:
+        name = self._ref_name(ref, expr)
+        try:
+            return self.refs.lookup_ref(name)
+        except Missing as m:
+            if m.expr is None:
+                m.expr = expr
+                m.ref = name
+            raise
+
+    def _render_expr(self, expr: Expr) -> Any:
+        parts = expr.parts
+        if len(parts) == 1:
+            return self._render_part(parts[0], expr)
+        return "".join(p if type(p) is str else str(self._render_part(p, expr)) for p in parts)
+
+    def _render_part(self, p: Any, expr: Expr) -> Any:
+        if type(p) is Ref:
+            return self._render_ref(p, expr)
+        if type(p) is Query:
+            return self.site.run_query(p, self.refs)
+        return p
+
+    def _render_item(self, item: Any, path: Path) -> Any:
+        t = type(item)
+        if t is Expr:
+            return self._render_expr(item)
+        if t is Chain:
+            return self._render_chain(item, path)
+        return item
+
+    def _render_chain(self, chain: Chain, path: Path) -> Any:
+        """Merge a chain's values in order, with reclass's type rules (its ValueList.render)."""
+        cfg = self.config
+        output: Any = None
+        constant = False
+        last_missing: Missing | None = None
+        n = len(chain.items)
+        for i, (item, flags) in enumerate(chain.items):
+            try:
+                new = self._render_item(item, path)
+            except Missing as m:
+                if (
+                    cfg.ignore_overwritten_missing_references
+                    and not isinstance(output, dict | list)
+                    and i != n - 1
+                ):
+                    new = None
+                    last_missing = m
+                else:
+                    raise
+            if constant:
+                if cfg.strict_constant_parameters:
+                    raise ConstantChangedError(
+                        f"a constant (set with '=') is changed later; {self.describe(path)}",
+                        Location(None, None, self.node, ":".join((self.section, *path))),
+                    )
+                continue
+            if output is None or flags & OVERWRITE:
+                output = _fresh(new)
+            elif isinstance(output, dict):
+                if isinstance(new, dict):
+                    output = merge(output, new)
+                elif isinstance(new, list):
+                    self._type_error("a list", "a dictionary", path)
+                elif cfg.allow_scalar_over_dict or (cfg.allow_none_override and new is None):
+                    output = new
+                else:
+                    self._type_error("a scalar", "a dictionary", path)
+            elif isinstance(output, list):
+                if isinstance(new, list):
+                    output = output + new
+                elif isinstance(new, dict):
+                    self._type_error("a dictionary", "a list", path)
+                elif cfg.allow_scalar_over_list or (cfg.allow_none_override and new is None):
+                    output = new
+                else:
+                    self._type_error("a scalar", "a list", path)
+            else:
+                if isinstance(new, dict):
+                    if not cfg.allow_dict_over_scalar:
+                        self._type_error("a dictionary", "a scalar", path)
+                    output = _fresh(new)
+                elif isinstance(new, list):
+                    if not cfg.allow_list_over_scalar:
+                        self._type_error("a list", "a scalar", path)
+                    output = [output, *new]
+                else:
+                    output = new
+            if flags & CONSTANT:
+                constant = True
+        if isinstance(output, dict | list) and last_missing is not None:
+            raise last_missing
+        return output
+
+    def _type_error(self, new: str, old: str, path: Path) -> None:
+        raise TypeMergeError(
+            f"cannot merge {new} over {old}; {self.describe(path)}",
+            Location(None, None, self.node, ":".join((self.section, *path))),
+        )
+
+
+def _fresh(v: Any) -> Any:
+    return v.fresh if type(v) is FDict else v
