@@ -435,7 +435,12 @@ class Model:
         all_envs = query.all_envs or merged.all_envs
         names = self.node_names()
         if not all_envs:
-            names = [n for n in names if self.merged(n).environment == merged.environment]
+            # The environment comes from the node file alone: nodes of other environments
+            # are never expanded, so their mistakes do not break this node (as in reclass).
+            default = self.config.default_environment
+            names = [
+                n for n in names if (self.files.node(n).environment or default) == merged.environment
+            ]
         if me in self._querying:
             raise QueryError(
                 f"inventory query $[{query.text}] needs the exports of node {me}, which are "
