@@ -278,8 +278,6 @@ class Model:
         for index, raw in enumerate(names):
             klass = raw
             if needs_parse(raw):
-                if state.trial:
-                    raise _NotShareable
                 klass = self._render_class_name(raw, state, owner, node)
             if klass in state.seen:
                 continue
@@ -338,10 +336,16 @@ class Model:
                 f"class name {raw!r}: inventory queries are not supported in class names", owner
             )
         expr = Expr(parts, raw, 0, ("classes",))
-        r = Resolver(node, state.parameters or {}, "parameters", self.config, CleanCache(), self)
+        r = _ClassNameResolver(
+            node, state.parameters or {}, "parameters", self.config, CleanCache(), self
+        )
         try:
             value = r._render_expr(expr)
+            if state.trial and r.touched_automatic:
+                raise _NotShareable  # depends on the node's name: expand per node
         except Missing as m:
+            if state.trial:
+                raise _NotShareable from None
             raise ModelError(
                 f"class name {raw!r}: cannot resolve ${{{m.ref}}} from what the classes "
                 f"before it set",
@@ -522,6 +526,17 @@ class Model:
         if file == AUTOMATIC_SOURCE:
             return Location(None, None, node)
         return Location(file, self.files.locate(file, expr.fpath), node)
+
+
+class _ClassNameResolver(Resolver):
+    """Renders a class name; notes whether it used the node-specific ``_reclass_`` values."""
+
+    touched_automatic = False
+
+    def get(self, path: Path) -> Any:
+        if path and path[0] == _PLACEHOLDER_KEY:
+            self.touched_automatic = True
+        return super().get(path)
 
 
 class _Absent:

@@ -64,21 +64,24 @@ class Entity:
 def _walk(base: str, compose: bool, is_class: bool, kind: str, model_dir: str) -> dict[str, str]:
     """Map entity name -> file path relative to the model root, like reclass's yaml_fs."""
     found: dict[str, str] = {}
+    base_rel = os.path.relpath(base, model_dir)
     for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
-        rel = os.path.relpath(dirpath, base)
+        # Paths are joined as strings: os.path.relpath per file costs more than the walk.
+        rel = dirpath[len(base) + 1 :] if len(dirpath) > len(base) else ""
+        parts = rel.split(os.sep) if rel else []
+        prefix = os.path.join(base_rel, rel, "") if rel else os.path.join(base_rel, "")
         for fname in sorted(filenames):
             if not fname.endswith(EXTENSIONS):
                 continue
             stem = os.path.splitext(fname)[0]
-            parts = [] if rel in (".", "") else rel.split(os.sep)
             if is_class:
                 name = ".".join([*parts, stem] if stem != "init" else parts) if parts else stem
             elif compose and parts and not parts[0].startswith("_"):
                 name = ".".join([*parts, stem])
             else:
                 name = stem
-            path = os.path.relpath(os.path.join(dirpath, fname), model_dir)
+            path = prefix + fname
             if name in found:
                 raise DuplicateNodeError(
                     f"{kind} {name!r} is defined twice: in {found[name]} and in {path}",

@@ -145,13 +145,20 @@ class Resolver:
 
     def lookup_ref(self, text: str) -> Any:
         """Resolve the reference path ``text`` (``a:b:c``) to its full value."""
-        parts = tuple(split_path(text))
-        if len(parts) > 1:
-            # reclass indexes lists on the way, but not with the last key.
-            parent = self.get(parts[:-1])
-            if type(parent) is list:
-                raise Missing(text)
-        return self.value_at(parts)
+        return self.lookup_path(tuple(split_path(text)))
+
+    def lookup_path(self, parts: Path) -> Any:
+        parent = self.get(parts[:-1]) if len(parts) > 1 else self.root
+        key = parts[-1]
+        tp = type(parent)
+        if tp is not dict and tp is not FDict:
+            # reclass indexes lists on the way to a value, but not with the last key.
+            raise Missing(":".join(parts))
+        try:
+            v = parent[key]
+        except KeyError:
+            raise Missing(":".join(parts)) from None
+        return self.deep(parts, v)
 
     # -- resolution ----------------------------------------------------------------
 
@@ -235,6 +242,15 @@ class Resolver:
         return "".join(out)
 
     def _render_ref(self, ref: Ref, expr: Expr) -> Any:
+        path = ref.path
+        if path is not None:
+            try:
+                return self.refs.lookup_path(path)
+            except Missing as m:
+                if m.expr is None:
+                    m.expr = expr
+                    m.ref = ":".join(path)
+                raise
         name = self._ref_name(ref, expr)
         try:
             return self.refs.lookup_ref(name)
@@ -247,7 +263,10 @@ class Resolver:
     def _render_expr(self, expr: Expr) -> Any:
         parts = expr.parts
         if len(parts) == 1:
-            return self._render_part(parts[0], expr)
+            p = parts[0]
+            if type(p) is Ref:
+                return self._render_ref(p, expr)
+            return self._render_part(p, expr)
         return "".join(p if type(p) is str else str(self._render_part(p, expr)) for p in parts)
 
     def _render_part(self, p: Any, expr: Expr) -> Any:

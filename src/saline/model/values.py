@@ -32,10 +32,14 @@ CONSTANT = 2
 class Ref:
     """A ``${a:b:c}`` reference. ``parts`` may nest references: ``${a:${b}}``."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "path")
 
     def __init__(self, parts: list[str | Ref]) -> None:
         self.parts = parts
+        # A reference without nested references has a fixed key path: split it once.
+        self.path: tuple[str, ...] | None = (
+            tuple(split_path(parts[0])) if len(parts) == 1 and isinstance(parts[0], str) else None
+        )
 
     def text(self) -> str:
         inner = "".join(p if isinstance(p, str) else p.text() for p in self.parts)
@@ -158,11 +162,29 @@ def needs_parse(s: str) -> bool:
     return REF_OPEN in s or INV_OPEN in s
 
 
+_SIMPLE_REF = re.compile(r"\$\{([^\\${}\[\]]+)\}")
+
+
 def parse_string(s: str) -> list[str | Ref | Query]:
     """Split ``s`` into literal text, references and queries (kapicorp-reclass grammar).
 
     Raises MalformedExpressionError (without a location; the caller adds it).
     """
+    if "\\" not in s and "$[" not in s:
+        # Fast path for the common shape: flat references, no escapes, no queries.
+        pieces = _SIMPLE_REF.split(s)
+        if not any("${" in lit or "}" in lit for lit in pieces[::2]):
+            out: list[str | Ref | Query] = []
+            for i, piece in enumerate(pieces):
+                if i % 2:
+                    out.append(Ref([piece]))
+                elif piece:
+                    out.append(piece)
+            return out
+    return _parse_full(s)
+
+
+def _parse_full(s: str) -> list[str | Ref | Query]:
     parts: list[str | Ref | Query] = []
     buf: list[str] = []
     i, n = 0, len(s)
