@@ -49,10 +49,18 @@ SERVICES = {
 
 ROLES = {
     "control": [
-        ("keystone", "server"), ("keystone", "client"), ("glance", "server"),
-        ("nova", "controller"), ("neutron", "server"), ("cinder", "controller"),
-        ("heat", "server"), ("horizon", "server"), ("memcached", "server"),
-        ("apache", "server"), ("keepalived", "cluster"), ("haproxy", "proxy"),
+        ("keystone", "server"),
+        ("keystone", "client"),
+        ("glance", "server"),
+        ("nova", "controller"),
+        ("neutron", "server"),
+        ("cinder", "controller"),
+        ("heat", "server"),
+        ("horizon", "server"),
+        ("memcached", "server"),
+        ("apache", "server"),
+        ("keepalived", "cluster"),
+        ("haproxy", "proxy"),
     ],
     "database": [("galera", "master"), ("galera", "slave"), ("keepalived", "cluster")],
     "message_queue": [("rabbitmq", "server"), ("rabbitmq", "cluster")],
@@ -60,9 +68,17 @@ ROLES = {
     "compute": [("nova", "compute"), ("neutron", "compute"), ("cinder", "volume")],
     "gateway": [("neutron", "gateway")],
 }
-COMMON = [("linux", "system"), ("linux", "network"), ("linux", "storage"), ("ntp", "client"),
-          ("openssh", "server"), ("salt", "minion"), ("fluentd", "agent"),
-          ("prometheus", "exporter"), ("telegraf", "agent")]
+COMMON = [
+    ("linux", "system"),
+    ("linux", "network"),
+    ("linux", "storage"),
+    ("ntp", "client"),
+    ("openssh", "server"),
+    ("salt", "minion"),
+    ("fluentd", "agent"),
+    ("prometheus", "exporter"),
+    ("telegraf", "agent"),
+]
 
 N_PARAMS = 250
 
@@ -82,7 +98,13 @@ def _service_class(rng: random.Random, service: str, role: str) -> dict[str, Any
             if r < 0.45:
                 section[key] = "${_param:" + rng.choice(params) + "}"
             elif r < 0.6:
-                section[key] = "http://${_param:" + rng.choice(params) + "}:${_param:" + rng.choice(params) + "}/v3"
+                section[key] = (
+                    "http://${_param:"
+                    + rng.choice(params)
+                    + "}:${_param:"
+                    + rng.choice(params)
+                    + "}/v3"
+                )
             elif r < 0.7:
                 section[key] = [f"item{j}" for j in range(rng.randint(1, 4))]
             elif r < 0.8:
@@ -134,7 +156,9 @@ def _cluster_init(rng: random.Random) -> dict[str, Any]:
         ],
         "parameters": {
             "_param": params,
-            "linux": {"system": {"domain": "${_param:cluster_domain}", "name": "${_param:hostname}"}},
+            "linux": {
+                "system": {"domain": "${_param:cluster_domain}", "name": "${_param:hostname}"}
+            },
         },
     }
 
@@ -151,9 +175,27 @@ def generate(nodes: int, out: str, seed: int = 7) -> None:
     for service, roles in SERVICES.items():
         for role in roles:
             write(f"classes/system/{service}/{role}.yml", _service_class(rng, service, role))
-    write("classes/system/linux/repo/main.yml", {"parameters": {"linux": {"system": {"repo": {
-        "main": {"source": "deb http://deb.debian.org/debian ${_param:linux_system_codename} main"}}}}}})
-    write("classes/cluster/deploy/defaults.yml", {"parameters": {"_param": {"linux_repo_flavor": "main"}}})
+    write(
+        "classes/system/linux/repo/main.yml",
+        {
+            "parameters": {
+                "linux": {
+                    "system": {
+                        "repo": {
+                            "main": {
+                                "source": "deb http://deb.debian.org/debian "
+                                "${_param:linux_system_codename} main"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    write(
+        "classes/cluster/deploy/defaults.yml",
+        {"parameters": {"_param": {"linux_repo_flavor": "main"}}},
+    )
     write("classes/cluster/deploy/init.yml", _cluster_init(rng))
     for role, services in ROLES.items():
         write(
@@ -182,9 +224,18 @@ def generate(nodes: int, out: str, seed: int = 7) -> None:
                         "hostname": name,
                         "linux_system_codename": "bookworm",
                     },
-                    "linux": {"network": {"interface": {"ens3": {
-                        "enabled": True, "type": "eth", "address": "${_param:single_address}",
-                        "netmask": "255.255.0.0"}}}},
+                    "linux": {
+                        "network": {
+                            "interface": {
+                                "ens3": {
+                                    "enabled": True,
+                                    "type": "eth",
+                                    "address": "${_param:single_address}",
+                                    "netmask": "255.255.0.0",
+                                }
+                            }
+                        }
+                    },
                 },
             },
         )

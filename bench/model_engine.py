@@ -149,9 +149,13 @@ def ensure_model(size: int) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="100,1000,5000")
-    ap.add_argument("--reference-max", type=int, default=1000, help="largest size to run the reference on")
+    ap.add_argument(
+        "--reference-max", type=int, default=1000, help="largest size to run the reference on"
+    )
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -162,8 +166,10 @@ def main() -> int:
     os.makedirs(OUT, exist_ok=True)
     bindir = os.path.dirname(sys.executable)
     results: list[dict[str, Any]] = []
-    print(f"{'nodes':>6} {'saline s':>9} {'ref s':>8} {'ratio':>7} {'saline MB':>10} {'ref MB':>7} "
-          f"{'floor s':>8} {'x floor':>8} {'same':>10}")
+    print(
+        f"{'nodes':>6} {'saline s':>9} {'ref s':>8} {'ratio':>7} {'saline MB':>10} {'ref MB':>7} "
+        f"{'floor s':>8} {'x floor':>8} {'same':>10}"
+    )
     for size in [int(s) for s in args.sizes.split(",")]:
         root = ensure_model(size)
         row: dict[str, Any] = {"nodes": size}
@@ -190,13 +196,24 @@ def main() -> int:
         )
         if size <= args.reference_max and size >= 1000:
             node = "cmp00001.deploy.local"
-            show = {
+            show: dict[str, Any] = {
                 "saline": run_worker("saline-show", root, node),
                 "reference": run_worker("reference-show", root, node),
-                "saline_cli_s": wall([os.path.join(bindir, "saline"), "model", "show", node,
-                                      "--model", root, "--format", "json"]),
-                "reference_cli_s": wall([os.path.join(bindir, "reclass"), "-b", root, "--nodeinfo",
-                                         node, "-o", "json"]),
+                "saline_cli_s": wall(
+                    [
+                        os.path.join(bindir, "saline"),
+                        "model",
+                        "show",
+                        node,
+                        "--model",
+                        root,
+                        "--format",
+                        "json",
+                    ]
+                ),
+                "reference_cli_s": wall(
+                    [os.path.join(bindir, "reclass"), "-b", root, "--nodeinfo", node, "-o", "json"]
+                ),
             }
             show["ratio"] = show["reference"]["seconds"] / show["saline"]["seconds"]
             show["cli_ratio"] = show["reference_cli_s"] / show["saline_cli_s"]

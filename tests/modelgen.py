@@ -60,12 +60,16 @@ class Gen:
         if name == "l2":
             if self.chance(0.15) and not self.in_override:
                 return "${_param:lst}"
-            return [self.scalar() if self.chance(0.7) else self.ref() for _ in range(r.randint(0, 3))]
+            return [
+                self.scalar() if self.chance(0.7) else self.ref() for _ in range(r.randint(0, 3))
+            ]
         if name == "l3":
             if self.chance(0.15):
                 return "${_param:dct}"
             if depth < 1:
-                return {k: self.leaf(k if k != "l3" else "l0", depth + 1) for k in r.sample(LEAVES, 2)}
+                return {
+                    k: self.leaf(k if k != "l3" else "l0", depth + 1) for k in r.sample(LEAVES, 2)
+                }
             return {"x": self.scalar()}
         k = r.random()
         if k < 0.35:
@@ -180,8 +184,11 @@ def random_model(seed: int, root: str, mistakes: bool = True) -> None:
             data["exports"] = {"role": name, "addr": "${_param:p1}"}
         if g.chance(0.15):
             data["parameters"]["peers"] = rng.choice(
-                ["$[ exports:role ]", "$[ if exports:role == " + rng.choice(names) + " ]",
-                 "$[ exports:addr if exports:role == self:_param:p2 ]"]
+                [
+                    "$[ exports:role ]",
+                    "$[ if exports:role == " + rng.choice(names) + " ]",
+                    "$[ exports:addr if exports:role == self:_param:p2 ]",
+                ]
             )
         _write(root, "classes/" + files[name], data)
     use_flavor = g.chance(0.3)

@@ -30,7 +30,10 @@ def reference_nodeinfo(model_dir: str) -> dict[str, dict[str, Any] | str]:
     out: dict[str, dict[str, Any] | str] = {}
     for name in sorted(storage.enumerate_nodes()):
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
                 out[name] = core.nodeinfo(name)
         except RecursionError:
             out[name] = "RecursionError"

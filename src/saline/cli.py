@@ -30,7 +30,7 @@ def dump(data: Any, fmt: str) -> str:
 
     base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-    class NoAliasDumper(base):  # type: ignore[misc,valid-type]
+    class NoAliasDumper(base):  # type: ignore[misc]
         # Values shared between keys (a reference to a dict) print in full at each place.
         def ignore_aliases(self, data: Any) -> bool:
             return True
@@ -143,11 +143,14 @@ def _add_model_option(p: argparse.ArgumentParser) -> None:
         "--model",
         metavar="DIR",
         default=None,
-        help="model folder with classes/ and nodes/ (default: $SALINE_MODEL, else the current folder)",
+        help="model folder with classes/ and nodes/ "
+        "(default: $SALINE_MODEL, else the current folder)",
     )
 
 
-def _add_format(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, default: str = "yaml") -> None:
+def _add_format(
+    p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, default: str = "yaml"
+) -> None:
     p.add_argument(
         "--format", choices=choices, default=default, help=f"output format (default: {default})"
     )
@@ -158,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="saline",
         description="One model of an OpenStack deployment: compile it, explain it, "
         "build and run it.",
-        epilog="Run 'saline COMMAND --help' for a command's options. Docs: docs/ in the repository.",
+        epilog="Run 'saline COMMAND --help' for a command's options. "
+        "Docs: docs/ in the repository.",
     )
     parser.add_argument("--version", action="version", version=f"saline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -185,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("node", metavar="NODE")
     p.add_argument(
-        "key", metavar="KEY", nargs="?", help="print only this key (a:b:c, optionally parameters:...)"
+        "key",
+        metavar="KEY",
+        nargs="?",
+        help="print only this key (a:b:c, optionally parameters:...)",
     )
     _add_model_option(p)
     _add_format(p)
@@ -208,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and each reference it resolved through, down to where that value was set.",
     )
     p.add_argument("node", metavar="NODE")
-    p.add_argument("key", metavar="KEY", help="key path a:b:c (optionally parameters:... or exports:...)")
+    p.add_argument(
+        "key", metavar="KEY", help="key path a:b:c (optionally parameters:... or exports:...)"
+    )
     _add_model_option(p)
     _add_format(p, ("text", "yaml", "json"), "text")
     p.set_defaults(func=cmd_model_explain)

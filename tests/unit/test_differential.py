@@ -92,7 +92,10 @@ def test_random_models_agree_with_reference(tmp_path: Path) -> None:
                 if isinstance(r, str) and isinstance(o, str):
                     both_failed += 1
                 else:
-                    problems.append(f"seed {seed} node {node}: reference {r if isinstance(r, str) else 'ok'}, saline {o if isinstance(o, str) else 'ok'}")
+                    problems.append(
+                        f"seed {seed} node {node}: reference {r if isinstance(r, str) else 'ok'}, "
+                        f"saline {o if isinstance(o, str) else 'ok'}"
+                    )
                 continue
             diff = None
             for key in KEYS:
@@ -104,7 +107,10 @@ def test_random_models_agree_with_reference(tmp_path: Path) -> None:
             elif _reference_bug(diff[1], diff[2]):
                 reference_bugs += 1
             else:
-                problems.append(f"seed {seed} node {node} at {diff[0]}: reference {diff[1]!r}, saline {diff[2]!r}")
+                problems.append(
+                    f"seed {seed} node {node} at {diff[0]}: "
+                    f"reference {diff[1]!r}, saline {diff[2]!r}"
+                )
     assert not problems, "\n".join(problems[:20])
     total = agreed + both_failed + reference_bugs
     # The generator is tuned so that most nodes compile; errors are the minority.

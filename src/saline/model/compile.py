@@ -283,7 +283,9 @@ class Model:
                 continue
             if klass in stack:
                 cycle = " -> ".join([*stack[stack.index(klass) :], klass])
-                line = self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
+                line = (
+                    self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
+                )
                 raise ClassCycleError(
                     f"classes include each other in a loop: {cycle}",
                     Location(owner.file, line, node, "classes"),
@@ -292,7 +294,9 @@ class Model:
             if ent is None:
                 if self._ignore_missing is not None and self._ignore_missing.match(klass):
                     continue
-                line = self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
+                line = (
+                    self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
+                )
                 raise self.files.class_not_found(klass, Location(owner.file, line, node))
             self._recurse(ent.classes, Location(ent.file, None, node), state, [*stack, klass], node)
             self._merge_entity(state, ent)
@@ -443,7 +447,9 @@ class Model:
             # are never expanded, so their mistakes do not break this node (as in reclass).
             default = self.config.default_environment
             names = [
-                n for n in names if (self.files.node(n).environment or default) == merged.environment
+                n
+                for n in names
+                if (self.files.node(n).environment or default) == merged.environment
             ]
         if me in self._querying:
             raise QueryError(

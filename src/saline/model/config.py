@@ -100,11 +100,15 @@ def config_from_mapping(data: dict[str, Any]) -> ModelConfig:
             continue
         if key not in defaults:
             known = ", ".join(sorted([*defaults, *_IGNORED]))
-            raise ConfigError(f"unknown option (known options: {known})", Location(CONFIG_NAME, key=key))
+            raise ConfigError(
+                f"unknown option (known options: {known})", Location(CONFIG_NAME, key=key)
+            )
         default = defaults[key]
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ConfigError(f"must be true or false, not {value!r}", Location(CONFIG_NAME, key=key))
+                raise ConfigError(
+                    f"must be true or false, not {value!r}", Location(CONFIG_NAME, key=key)
+                )
         elif isinstance(default, tuple):
             if isinstance(value, str):
                 value = (value,)

@@ -116,7 +116,8 @@ class ModelFiles:
         for d, what in ((nodes_dir, "nodes"), (classes_dir, "classes")):
             if not os.path.isdir(d):
                 raise ModelNotFoundError(
-                    f"model folder {model_dir!r} has no {what} folder ({os.path.relpath(d, self.root)}/)"
+                    f"model folder {model_dir!r} has no {what} folder "
+                    f"({os.path.relpath(d, self.root)}/)"
                 )
         self.node_files = _walk(nodes_dir, config.compose_node_name, False, "node", self.root)
         self.class_files = _walk(classes_dir, False, True, "class", self.root)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .loader import fresh
-from .values import Chain, Expr, FDict, Flagged
+from .values import Chain, FDict, Flagged
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 
@@ -44,9 +44,9 @@ def merge(cur: Any, new: Any) -> Any:
         if type(cur) is list:
             return cur + new
         return _chain(cur, new, 0)
-    if isinstance(new, _PLAIN_SCALARS) and type(cur) is not Chain:
-        if isinstance(cur, _PLAIN_SCALARS) and type(cur) is not Expr:
-            return new
+    # Expr is not a str, so a reference on either side never merges at once.
+    if isinstance(new, _PLAIN_SCALARS) and isinstance(cur, _PLAIN_SCALARS):
+        return new
     return _chain(cur, new, 0)
 
 

@@ -127,9 +127,7 @@ def _value_at(tree: Any, path: Path, node: str, section: str) -> Any:
         else:
             have = sorted(v) if isinstance(v, dict) else []
             hint = f" (it has: {', '.join(map(str, have[:12]))})" if have else ""
-            raise ModelError(
-                f"node {node} has no key {section}:{':'.join(path[: i + 1])}{hint}"
-            )
+            raise ModelError(f"node {node} has no key {section}:{':'.join(path[: i + 1])}{hint}")
     return v
 
 
@@ -140,47 +138,86 @@ def _explain(
     entry: dict[str, Any] = {"key": ":".join((section, *path)), "value": value}
     found = contributions(model, node, section, path)
     if not found:
-        # Set as part of an ancestor (a list, or a dict copied by a reference).
-        for cut in range(len(path) - 1, 0, -1):
-            anc = contributions(model, node, section, path[:cut])
-            if anc:
-                winner = anc[-1]
-                entry["set_by"] = winner.as_dict()
-                entry["via_ancestor"] = ":".join((section, *path[:cut]))
-                ref = _single_ref(winner.raw)
-                if ref is not None and depth < _MAX_DEPTH:
-                    target = (*tuple(ref.split(":")), *path[cut:])
-                    if target not in seen:
-                        params = model.node(node).parameters
-                        entry["references"] = [
-                            {"ref": "${" + ref + "}"}
-                            | _explain(model, node, "parameters", target, params, seen | {target}, depth + 1)
-                        ]
-                return entry
-        entry["set_by"] = None
-        return entry
+        return _explain_via_ancestor(model, node, section, path, entry, seen, depth)
     winner = found[-1]
     entry["set_by"] = winner.as_dict()
     earlier = found[:-1]
     if earlier:
         replaced = winner.flags & OVERWRITE or not isinstance(value, dict | list)
         entry["overrode" if replaced else "merged_with"] = [c.as_dict() for c in reversed(earlier)]
-    refs = []
-    if type(winner.raw) is Expr and depth < _MAX_DEPTH:
-        resolver = model._params_resolver(node)
-        params = model.node(node).parameters
-        for part in winner.raw.parts:
-            if type(part) is Ref:
-                name = resolver._ref_name(part, winner.raw)
-                target = tuple(name.split(":"))
-                if target in seen:
-                    continue
-                refs.append(
-                    {"ref": "${" + name + "}"}
-                    | _explain(model, node, "parameters", target, params, seen | {target}, depth + 1)
-                )
+    refs = _follow_refs(model, node, winner.raw, seen, depth)
     if refs:
         entry["references"] = refs
+    return entry
+
+
+def _follow_refs(
+    model: Model, node: str, raw: Any, seen: set[Path], depth: int, suffix: Path = ()
+) -> list[dict[str, Any]]:
+    """Explain each reference in ``raw`` (``suffix``: keys below the referenced value)."""
+    if type(raw) is not Expr or depth >= _MAX_DEPTH:
+        return []
+    resolver = model._params_resolver(node)
+    params = model.node(node).parameters
+    out = []
+    for part in raw.parts:
+        if type(part) is Ref:
+            name = resolver._ref_name(part, raw)
+            target = (*tuple(name.split(":")), *suffix)
+            if target in seen:
+                continue
+            out.append(
+                {"ref": "${" + name + "}"}
+                | _explain(model, node, "parameters", target, params, seen | {target}, depth + 1)
+            )
+    return out
+
+
+def _explain_via_ancestor(
+    model: Model,
+    node: str,
+    section: str,
+    path: Path,
+    entry: dict[str, Any],
+    seen: set[Path],
+    depth: int,
+) -> dict[str, Any]:
+    """The key was set as part of an ancestor: a list item, or inside a referenced dict."""
+    for cut in range(len(path) - 1, 0, -1):
+        anc = contributions(model, node, section, path[:cut])
+        if not anc:
+            continue
+        winner = anc[-1]
+        raw = winner.raw
+        rest = path[cut:]
+        for i, k in enumerate(rest):
+            if type(raw) is Flagged:
+                raw = raw.value
+            t = type(raw)
+            if (t is dict or t is FDict) and k in raw:
+                raw = raw[k]
+            elif t is list and k.isdigit() and int(k) < len(raw):
+                raw = raw[int(k)]
+            elif _single_ref(raw) is not None:
+                # Inside a value copied by reference: explain the same keys at the source.
+                entry["set_by"] = winner.as_dict()
+                entry["via_ancestor"] = ":".join((section, *path[: cut + i]))
+                entry["references"] = _follow_refs(model, node, raw, seen, depth, rest[i:])
+                return entry
+            else:
+                break
+        else:
+            line = model.files.locate(winner.file, (section, *path))
+            entry["set_by"] = Contribution(winner.file, line, raw, winner.flags).as_dict()
+            entry["via_ancestor"] = ":".join((section, *path[:cut]))
+            refs = _follow_refs(model, node, raw, seen, depth)
+            if refs:
+                entry["references"] = refs
+            return entry
+        entry["set_by"] = winner.as_dict()
+        entry["via_ancestor"] = ":".join((section, *path[:cut]))
+        return entry
+    entry["set_by"] = None
     return entry
 
 

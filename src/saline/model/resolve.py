@@ -190,15 +190,10 @@ class Resolver:
         if path in self.active:
             loop = [*list(self.active)[list(self.active).index(path) :], path]
             shown = " -> ".join(":".join(p) for p in loop)
-            raise ReferenceLoopError(
-                f"reference loop: {shown}", self._loc_for(raw, path)
-            )
+            raise ReferenceLoopError(f"reference loop: {shown}", self._loc_for(raw, path))
         self.active[path] = None
         try:
-            if type(raw) is Expr:
-                value = self._render_expr(raw)
-            else:
-                value = self._render_chain(raw, path)
+            value = self._render_expr(raw) if type(raw) is Expr else self._render_chain(raw, path)
         except Missing as m:
             if self.strict:
                 raise

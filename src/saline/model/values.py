@@ -155,7 +155,14 @@ def _malformed(text: str, why: str) -> MalformedExpressionError:
     return MalformedExpressionError(f"malformed reference or query {text!r}: {why}")
 
 
-_OPENINGS = (REF_OPEN, INV_OPEN, ESC + REF_OPEN, ESC + INV_OPEN, ESC + ESC + REF_OPEN, ESC + ESC + INV_OPEN)
+_OPENINGS = (
+    REF_OPEN,
+    INV_OPEN,
+    ESC + REF_OPEN,
+    ESC + INV_OPEN,
+    ESC + ESC + REF_OPEN,
+    ESC + ESC + INV_OPEN,
+)
 
 
 def needs_parse(s: str) -> bool:

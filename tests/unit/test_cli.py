@@ -1,0 +1,133 @@
+"""The command line: output shapes, formats, and errors as one message without a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from saline.cli import main
+
+EXAMPLE = str(Path(__file__).parent.parent.parent / "examples" / "openstack")
+CTL = "ctl01.openstack.local"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_nodes_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "model", "nodes", "--model", EXAMPLE)
+    assert code == 0
+    assert out.split() == sorted(out.split()) and CTL in out.split()
+    code, out, _ = run(capsys, "model", "nodes", "--model", EXAMPLE, "--format", "json")
+    assert json.loads(out) == sorted(json.loads(out)) and len(json.loads(out)) == 4
+
+
+def test_show_yaml_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:
+    _, as_yaml, _ = run(capsys, "model", "show", CTL, "--model", EXAMPLE)
+    _, as_json, _ = run(capsys, "model", "show", CTL, "--model", EXAMPLE, "--format", "json")
+    assert yaml.safe_load(as_yaml) == json.loads(as_json)
+    data = json.loads(as_json)
+    assert data["parameters"]["keystone"]["server"]["database"]["host"] == "10.10.0.10"
+    assert set(data) == {
+        "__reclass__",
+        "applications",
+        "classes",
+        "environment",
+        "exports",
+        "parameters",
+    }
+
+
+def test_show_one_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "model", "show", CTL, "keystone:server:bind", "--model", EXAMPLE, "--format", "json"
+    )
+    assert code == 0
+    assert json.loads(out)["port"] == 5000
+
+
+def test_model_from_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALINE_MODEL", EXAMPLE)
+    code, out, _ = run(capsys, "model", "nodes")
+    assert code == 0 and CTL in out
+
+
+def test_inventory_has_reclass_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "model", "inventory", "--model", EXAMPLE, "--format", "json")
+    assert code == 0
+    inv = json.loads(out)
+    assert set(inv) == {"nodes", "classes", "applications"}
+    node = inv["nodes"][CTL]
+    for key in ("parameters", "classes", "applications", "environment", "exports"):
+        assert key in node
+    assert CTL in inv["classes"]["system.keystone.server"]
+    # The proxy finds the controller through an inventory query.
+    servers = inv["nodes"]["prx01.openstack.local"]["parameters"]["haproxy"]["proxy"]["listen"]
+    assert servers["keystone_public_api"]["servers"] == {CTL: "10.10.0.30"}
+
+
+def test_inventory_output_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
+    _, one, _ = run(capsys, "model", "inventory", "--model", EXAMPLE, "--format", "json")
+    _, two, _ = run(capsys, "model", "inventory", "--model", EXAMPLE, "--format", "json")
+    assert one == two
+
+
+def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "model", "explain", CTL, "glance:server:identity:auth_url", "--model", EXAMPLE
+    )
+    assert code == 0
+    assert "classes/system/glance/server.yml:22" in out
+    assert "${_param:openstack_control_address}" in out
+    assert "classes/cluster/openstack/init.yml:12" in out
+
+
+def test_errors_are_one_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "classes").mkdir()
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "n.yml").write_text("classes: [missing]\n")
+    code, out, err = run(capsys, "model", "show", "n", "--model", str(tmp_path))
+    assert code == 1 and out == ""
+    assert err.startswith("error: nodes/n.yml:1, node n: class 'missing' not found")
+    assert "Traceback" not in err
+    code, _, err = run(capsys, "model", "show", "nope", "--model", str(tmp_path))
+    assert code == 1 and "no node named 'nope'" in err
+    code, _, err = run(capsys, "model", "nodes", "--model", str(tmp_path / "absent"))
+    assert code == 1 and "does not exist" in err
+
+
+def test_console_script_in_a_real_process(tmp_path: Path) -> None:
+    """The installed `saline` command: help, a real compile, and a broken model."""
+    exe = os.path.join(os.path.dirname(sys.executable), "saline")
+    help_text = subprocess.run(
+        [exe, "model", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for cmd in ("nodes", "show", "inventory", "explain"):
+        assert cmd in help_text
+    done = subprocess.run(
+        [exe, "model", "show", CTL, "--model", EXAMPLE, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["environment"] == "base"
+    (tmp_path / "classes").mkdir()
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "n.yml").write_text("parameters:\n  a: [1\n")
+    broken = subprocess.run(
+        [exe, "model", "inventory", "--model", str(tmp_path)], capture_output=True, text=True
+    )
+    assert broken.returncode == 1
+    assert "nodes/n.yml:" in broken.stderr and "Traceback" not in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
