@@ -30,6 +30,7 @@ from ..errors import (
     ModelError,
     QueryError,
 )
+from .cache import FileCache
 from .config import ModelConfig, load_config
 from .loader import AUTOMATIC_SOURCE, Entity, ModelFiles
 from .merge import merge
@@ -50,8 +51,8 @@ class MergedNode:
     applications: list[str]
     parameters: dict[str, Any]
     exports: dict[str, Any]
-    #: Files in merge order, as source indexes (0: automatic parameters).
-    sources: list[int]
+    #: Files in merge order (AUTOMATIC_SOURCE: the automatic parameters).
+    sources: list[str]
     automatic: dict[str, Any]
     all_envs: bool
 
@@ -94,7 +95,7 @@ class _State:
     applications: list[str] = field(default_factory=list)
     parameters: Any = None
     exports: Any = None
-    sources: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     all_envs: bool = False
     #: Expanding once for many nodes: stop at the first class name with a reference.
@@ -112,13 +113,15 @@ class Model:
     files are read (once each) the first time they are needed.
     """
 
-    def __init__(self, root: str, config: ModelConfig | None = None) -> None:
+    def __init__(
+        self, root: str, config: ModelConfig | None = None, cache: FileCache | None = None
+    ) -> None:
         if not os.path.isdir(root):
             from ..errors import ModelNotFoundError
 
             raise ModelNotFoundError(f"model folder {root!r} does not exist")
         self.config = config or load_config(root)
-        self.files = ModelFiles(root, self.config)
+        self.files = ModelFiles(root, self.config, cache)
         self._ignore_missing = (
             re.compile("|".join(self.config.ignore_class_notfound_regexp))
             if self.config.ignore_class_notfound
@@ -268,7 +271,7 @@ class Model:
         self._recurse(mapping_classes, node_loc, state, [], node.name)
         state.classes.extend(c for c in mapping_classes if c not in state.classes)
         state.parameters = merge(state.parameters, auto) if auto else state.parameters
-        state.sources.append(0)
+        state.sources.append(AUTOMATIC_SOURCE)
         self._recurse(node.classes, node_loc, state, [], node.name)
         return state
 
@@ -339,7 +342,7 @@ class Model:
             raise MalformedExpressionError(
                 f"class name {raw!r}: inventory queries are not supported in class names", owner
             )
-        expr = Expr(parts, raw, 0, ("classes",))
+        expr = Expr(parts, raw, owner.file or AUTOMATIC_SOURCE, ("classes",))
         r = _ClassNameResolver(
             node, state.parameters or {}, "parameters", self.config, CleanCache(), self
         )
@@ -528,7 +531,7 @@ class Model:
         return f"set in {shown}"
 
     def expr_location(self, node: str, expr: Expr) -> Location:
-        file = self.files.sources[expr.src]
+        file = expr.src
         if file == AUTOMATIC_SOURCE:
             return Location(None, None, node)
         return Location(file, self.files.locate(file, expr.fpath), node)
@@ -564,4 +567,4 @@ def _with_automatic(params: Any, auto: dict[str, Any]) -> Any:
 
 def load_model(path: str | None = None) -> Model:
     """Load the model at ``path`` (default: $SALINE_MODEL, else the current folder)."""
-    return Model(path or os.environ.get("SALINE_MODEL") or os.getcwd())
+    return Model(path or os.environ.get("SALINE_MODEL") or os.getcwd(), cache=FileCache.default())

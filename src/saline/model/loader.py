@@ -25,6 +25,7 @@ from ..errors import (
     NodeNotFoundError,
     YamlError,
 )
+from .cache import FileCache
 from .config import ModelConfig
 from .values import (
     CONSTANT,
@@ -50,7 +51,7 @@ class Entity:
 
     name: str
     file: str  # relative to the model root
-    src: int  # index into Model.sources
+    src: str  # the file, relative to the model root: what values from it carry
     pathname: str  # file path without extension, relative to nodes_uri/classes_uri
     classes: list[str]
     applications: list[str]
@@ -62,19 +63,32 @@ class Entity:
 
 
 def _walk(base: str, compose: bool, is_class: bool, kind: str, model_dir: str) -> dict[str, str]:
-    """Map entity name -> file path relative to the model root, like reclass's yaml_fs."""
+    """Map entity name -> file path relative to the model root, like reclass's yaml_fs.
+
+    A direct scandir walk: on a 1000-node model, os.walk and os.path helpers per file cost
+    more than everything else `saline model show` does.
+    """
     found: dict[str, str] = {}
     base_rel = os.path.relpath(base, model_dir)
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
-        # Paths are joined as strings: os.path.relpath per file costs more than the walk.
-        rel = dirpath[len(base) + 1 :] if len(dirpath) > len(base) else ""
-        parts = rel.split(os.sep) if rel else []
-        prefix = os.path.join(base_rel, rel, "") if rel else os.path.join(base_rel, "")
-        for fname in sorted(filenames):
-            if not fname.endswith(EXTENSIONS):
+    stack: list[tuple[str, list[str]]] = [(base, [])]
+    while stack:
+        directory, parts = stack.pop()
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        prefix = "/".join([base_rel, *parts, ""])
+        for e in entries:
+            fname = e.name
+            if e.is_dir():
+                if not fname.startswith(".") and fname not in _SKIP_DIRS:
+                    subdirs.append((e.path, [*parts, fname]))
                 continue
-            stem = os.path.splitext(fname)[0]
+            if fname.endswith(".yml"):
+                stem = fname[:-4]
+            elif fname.endswith(".yaml"):
+                stem = fname[:-5]
+            else:
+                continue
             if is_class:
                 name = ".".join([*parts, stem] if stem != "init" else parts) if parts else stem
             elif compose and parts and not parts[0].startswith("_"):
@@ -83,11 +97,13 @@ def _walk(base: str, compose: bool, is_class: bool, kind: str, model_dir: str) -
                 name = stem
             path = prefix + fname
             if name in found:
+                first, second = sorted((found[name], path))
                 raise DuplicateNodeError(
-                    f"{kind} {name!r} is defined twice: in {found[name]} and in {path}",
-                    Location(path),
+                    f"{kind} {name!r} is defined twice: in {first} and in {second}",
+                    Location(second),
                 )
             found[name] = path
+        stack.extend(reversed(subdirs))
     return found
 
 
@@ -106,7 +122,7 @@ def absolute_class_names(owner: str, names: list[str]) -> list[str]:
 class ModelFiles:
     """The files of one model folder, each parsed and prepared at most once."""
 
-    def __init__(self, model_dir: str, config: ModelConfig) -> None:
+    def __init__(self, model_dir: str, config: ModelConfig, cache: FileCache | None = None) -> None:
         if not os.path.isdir(model_dir):
             raise ModelNotFoundError(f"model folder {model_dir!r} does not exist")
         self.root = os.path.abspath(model_dir)
@@ -124,8 +140,8 @@ class ModelFiles:
         self.nodes_dir = nodes_dir
         self.classes_dir = classes_dir
         #: Source table: index -> file path relative to the model (0: automatic parameters).
-        self.sources: list[str] = [AUTOMATIC_SOURCE]
-        self.by_src: dict[int, Entity] = {}
+        self.cache = cache
+        self.by_src: dict[str, Entity] = {}
         self._classes: dict[str, Entity] = {}
         self._nodes: dict[str, Entity] = {}
         self._composed: dict[str, Any] = {}
@@ -163,6 +179,17 @@ class ModelFiles:
 
     def _load(self, name: str, path: str, base: str) -> Entity:
         abspath = os.path.join(self.root, path)
+        if self.cache is not None:
+            cached = self.cache.get(abspath, name)
+            if isinstance(cached, Entity):
+                self.by_src[path] = cached
+                return cached
+        ent = self._parse(name, path, base, abspath)
+        if self.cache is not None:
+            self.cache.put(abspath, name, ent)
+        return ent
+
+    def _parse(self, name: str, path: str, base: str, abspath: str) -> Entity:
         try:
             with open(abspath, "rb") as fh:
                 data = yaml.load(fh, Loader=_Loader)
@@ -185,8 +212,7 @@ class ModelFiles:
                 f"not a {type(data).__name__}",
                 Location(path, 1),
             )
-        src = len(self.sources)
-        self.sources.append(path)
+        src = path
 
         def loc(key: str) -> Location:
             return Location(path, self.locate(path, (key,)), key=key)
@@ -288,7 +314,7 @@ class _PrepareFlags:
 
 
 def prepare_value(
-    value: Any, src: int, fpath: tuple[str, ...], in_list: bool, flags: _PrepareFlags
+    value: Any, src: str, fpath: tuple[str, ...], in_list: bool, flags: _PrepareFlags
 ) -> tuple[Any, bool]:
     """Prepare one value; returns it and whether a ``~``/``=`` flag occurs inside it."""
     if isinstance(value, str):
@@ -319,7 +345,7 @@ def prepare_value(
 
 
 def prepare_dict(
-    raw: dict[Any, Any], src: int, fpath: tuple[str, ...], flags: _PrepareFlags
+    raw: dict[Any, Any], src: str, fpath: tuple[str, ...], flags: _PrepareFlags
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     flagged = False

@@ -73,7 +73,7 @@ def contributions(model: Model, node: str, section: str, path: Path) -> list[Con
     merged = model.merged(node)
     out: list[Contribution] = []
     for src in merged.sources:
-        if src == 0:
+        if src == AUTOMATIC_SOURCE:
             data: Any = merged.automatic if section == "parameters" else {}
             file = AUTOMATIC_SOURCE
         else:

@@ -88,14 +88,14 @@ class Expr:
 
     ``parts`` holds literal strings, :class:`Ref` and :class:`Query`. A single-part
     expression keeps the referenced value's type; several parts are joined as text.
-    ``src`` is the index of the file it came from and ``fpath`` its key path in that file,
-    so that errors can name the file and line.
+    ``src`` is the file it came from (relative to the model) and ``fpath`` its key path
+    in that file, so that errors can name the file and line.
     """
 
     __slots__ = ("fpath", "parts", "src", "text")
 
     def __init__(
-        self, parts: list[str | Ref | Query], text: str, src: int, fpath: tuple[str, ...]
+        self, parts: list[str | Ref | Query], text: str, src: str, fpath: tuple[str, ...]
     ) -> None:
         self.parts = parts
         self.text = text
