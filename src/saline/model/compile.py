@@ -116,10 +116,6 @@ class Model:
     def __init__(
         self, root: str, config: ModelConfig | None = None, cache: FileCache | None = None
     ) -> None:
-        if not os.path.isdir(root):
-            from ..errors import ModelNotFoundError
-
-            raise ModelNotFoundError(f"model folder {root!r} does not exist")
         self.config = config or load_config(root)
         self.files = ModelFiles(root, self.config, cache)
         self._ignore_missing = (
@@ -151,7 +147,7 @@ class Model:
         if done is not None:
             return done
         merged = self.merged(name)
-        params_r = self._params_resolver(name)
+        params_r = self.params_resolver(name)
         params = params_r.resolve_all()
         exports_r = Resolver(
             name, merged.exports, "exports", self.config, self._clean, self, refs=params_r
@@ -347,7 +343,7 @@ class Model:
             node, state.parameters or {}, "parameters", self.config, CleanCache(), self
         )
         try:
-            value = r._render_expr(expr)
+            value = r.render(expr)
             if state.trial and r.touched_automatic:
                 raise _NotShareable  # depends on the node's name: expand per node
         except Missing as m:
@@ -412,7 +408,7 @@ class Model:
 
     # -- resolution --------------------------------------------------------------------
 
-    def _params_resolver(self, name: str) -> Resolver:
+    def params_resolver(self, name: str) -> Resolver:
         r = self._param_resolvers.get(name)
         if r is None:
             merged = self.merged(name)
@@ -432,7 +428,7 @@ class Model:
                 self.config,
                 self._clean,
                 self,
-                refs=self._params_resolver(name),
+                refs=self.params_resolver(name),
                 strict=True,
             )
             self._export_resolvers[name] = r

@@ -54,9 +54,3 @@ def _chain(cur: Any, new: Any, flags: int) -> Chain:
     if type(cur) is Chain:
         return Chain((*cur.items, (new, flags)))
     return Chain(((cur, 0), (new, flags)))
-
-
-def merge_all(base: Any, layers: list[dict[str, Any]]) -> Any:
-    for layer in layers:
-        base = merge(base, layer)
-    return base

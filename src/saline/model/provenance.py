@@ -157,12 +157,12 @@ def _follow_refs(
     """Explain each reference in ``raw`` (``suffix``: keys below the referenced value)."""
     if type(raw) is not Expr or depth >= _MAX_DEPTH:
         return []
-    resolver = model._params_resolver(node)
+    resolver = model.params_resolver(node)
     params = model.node(node).parameters
     out = []
     for part in raw.parts:
         if type(part) is Ref:
-            name = resolver._ref_name(part, raw)
+            name = resolver.ref_name(part, raw)
             target = (*tuple(name.split(":")), *suffix)
             if target in seen:
                 continue

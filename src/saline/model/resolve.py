@@ -113,6 +113,10 @@ class Resolver:
         assert isinstance(out, dict)
         return out
 
+    def render(self, expr: Expr) -> Any:
+        """The value of one expression (a class name, say) against this tree."""
+        return self._render_expr(expr)
+
     def value_at(self, path: Path) -> Any:
         """The fully resolved value at ``path``; raises Missing if there is none."""
         return self.deep(path, self.get(path))
@@ -225,7 +229,7 @@ class Resolver:
     def describe(self, path: Path) -> str:
         return self.site.describe(self.node, self.section, path)
 
-    def _ref_name(self, ref: Ref, expr: Expr) -> str:
+    def ref_name(self, ref: Ref, expr: Expr) -> str:
         if ref.is_simple():
             return ref.parts[0]  # type: ignore[return-value]
         out = []
@@ -246,7 +250,7 @@ class Resolver:
                     m.expr = expr
                     m.ref = ":".join(path)
                 raise
-        name = self._ref_name(ref, expr)
+        name = self.ref_name(ref, expr)
         try:
             return self.refs.lookup_ref(name)
         except Missing as m:

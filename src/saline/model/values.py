@@ -74,14 +74,6 @@ class Query:
     ignore_errors: bool = False
     all_envs: bool = False
 
-    def self_refs(self) -> list[list[str]]:
-        refs = []
-        for t in self.tests:
-            for kind, val in (t.left, t.right):
-                if kind == "self":
-                    refs.append(val)
-        return refs
-
 
 class Expr:
     """A string value with references and/or queries.
@@ -101,9 +93,6 @@ class Expr:
         self.text = text
         self.src = src
         self.fpath = fpath
-
-    def has_query(self) -> bool:
-        return any(isinstance(p, Query) for p in self.parts)
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r})"
