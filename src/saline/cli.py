@@ -135,6 +135,87 @@ def _raw(c: dict[str, Any]) -> str:
     return prefix + text
 
 
+# -- formulas and Salt ---------------------------------------------------------------------
+
+
+def _formulas(args: argparse.Namespace, model: Any) -> Any:
+    from .formulas import FormulaSet, default_formula_dirs
+
+    return FormulaSet(args.formulas or default_formula_dirs(model.root))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .configs import render_node, write_tree
+
+    model = _model(args)
+    rendered = render_node(model, _formulas(args, model), args.node, args.service)
+    written = write_tree(args.out, rendered)
+    if args.format == "json":
+        print(dump({"out": args.out, "files": written}, "json"))
+    else:
+        for sc in rendered:
+            print(f"{sc.service.name}: {len(sc.files)} file(s)")
+            for f in sc.files:
+                print(f"  {os.path.join(args.out, sc.service.name, f.path.lstrip('/'))}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .salt.runner import apply_local, apply_ssh
+
+    model = _model(args)
+    model.node(args.node)  # a model mistake is reported before Salt starts
+    formulas = _formulas(args, model)
+    states = args.states.split(",") if args.states else None
+    if args.host == "local":
+        results = apply_local(args.node, model.root, formulas.dirs, states, args.test)
+    elif args.host.startswith("ssh://"):
+        results = apply_ssh(
+            args.node,
+            model.root,
+            formulas.dirs,
+            args.host[len("ssh://") :],
+            states,
+            args.test,
+            args.ssh_key,
+        )
+    else:
+        raise UsageError(f"--host {args.host!r}: use 'local' or 'ssh://user@host[:port]'")
+    failed = [r for r in results if r.result is False]
+    if args.format == "json":
+        print(dump([r.__dict__ for r in results], "json"))
+    else:
+        print("\n".join(render_results(results, args.test)))
+    return 1 if failed else 0
+
+
+def render_results(results: list[Any], test: bool) -> list[str]:
+    lines = []
+    for r in results:
+        if r.result is False:
+            mark = _color("FAILED ", "31")
+        elif r.result is None or (r.changes and test):
+            mark = _color("WOULD  ", "33")
+        elif r.changes:
+            mark = _color("CHANGED", "32")
+        else:
+            mark = "ok     "
+        lines.append(
+            f"{mark} {r.function} {r.id}: {r.comment.splitlines()[0] if r.comment else ''}"
+        )
+        diff = r.changes.get("diff") if isinstance(r.changes, dict) else None
+        if isinstance(diff, str) and diff not in ("New file",):
+            for d in diff.splitlines():
+                code = "32" if d.startswith("+") else "31" if d.startswith("-") else "0"
+                lines.append("    " + _color(d, code))
+    failed = sum(1 for r in results if r.result is False)
+    changed = sum(1 for r in results if r.changes or r.result is None)
+    verb = "would change" if test else "changed"
+    lines.append(f"{len(results)} states: {changed} {verb}, {failed} failed")
+    return lines
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -221,7 +302,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_option(p)
     _add_format(p, ("text", "yaml", "json"), "text")
     p.set_defaults(func=cmd_model_explain)
+
+    p = sub.add_parser(
+        "render",
+        help="render a node's config files with its formulas",
+        description="Render every config file each service of NODE would have, with the "
+        "formulas' configure states and the node's pillar, into OUT/<service>/<path>. "
+        "Nothing is applied. The files hold the node's secrets: they are written mode 0600.",
+    )
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--service", metavar="S", help="only this service")
+    p.add_argument("--out", metavar="DIR", required=True, help="where to write the files")
+    _add_model_option(p)
+    _add_formulas_option(p)
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "apply",
+        help="run a node's states on a host (Salt masterless or salt-ssh)",
+        description="Apply NODE's states (its applications: install, configure and run "
+        "each service) to a host with Salt: on this machine (--host local, salt-call "
+        "--local) or over SSH (--host ssh://user@host[:port], salt-ssh). With --test, "
+        "show what would change (with diffs) and change nothing.",
+    )
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--host", required=True, metavar="local|ssh://USER@HOST[:PORT]")
+    p.add_argument("--test", action="store_true", help="change nothing; show what would change")
+    p.add_argument("--states", metavar="SLS[,SLS]", help="only these states (default: highstate)")
+    p.add_argument("--ssh-key", metavar="FILE", help="private key for ssh:// hosts")
+    _add_model_option(p)
+    _add_formulas_option(p)
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_apply)
     return parser
+
+
+def _add_formulas_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--formulas",
+        metavar="DIR",
+        action="append",
+        help="formula folder (repeatable; default: $SALINE_FORMULAS, else MODEL/formulas, "
+        "else the formulas shipped with saline)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

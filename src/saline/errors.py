@@ -124,3 +124,20 @@ class UsageError(SalineError):
     """The command line is wrong in a way argparse cannot see."""
 
     exit_code = 2
+
+
+class FormulaError(SalineError):
+    """A formula is broken: bad metadata, a missing state file, a template error."""
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        self.message = message
+        self.location = location or Location()
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = self.location.prefix()
+        return f"{where}: {self.message}" if where else self.message
+
+
+class SaltError(SalineError):
+    """Salt failed while running states; carries the failing state and Salt's output."""

@@ -25,6 +25,7 @@ from ..errors import (
     NodeNotFoundError,
     YamlError,
 )
+from ..yamlfile import LineFinder
 from .cache import FileCache
 from .config import ModelConfig
 from .values import (
@@ -144,7 +145,7 @@ class ModelFiles:
         self.by_src: dict[str, Entity] = {}
         self._classes: dict[str, Entity] = {}
         self._nodes: dict[str, Entity] = {}
-        self._composed: dict[str, Any] = {}
+        self._lines = LineFinder()
 
     # -- entities -------------------------------------------------------------
 
@@ -260,40 +261,10 @@ class ModelFiles:
     # -- line numbers on demand ------------------------------------------------
 
     def locate(self, path: str, keys: tuple[str, ...]) -> int | None:
-        """1-based line of the key path ``keys`` in file ``path``; None if not found.
-
-        ``keys`` starts at the top of the file (e.g. ``("parameters", "a", "b")``);
-        a key written as ``~b`` or ``=b`` matches ``b``.
-        """
+        """1-based line of the key path ``keys`` (from the top of the file) in ``path``."""
         if path == AUTOMATIC_SOURCE:
             return None
-        node = self._composed.get(path)
-        if node is None:
-            try:
-                with open(os.path.join(self.root, path), "rb") as fh:
-                    node = yaml.compose(fh, Loader=_Loader)
-            except (OSError, yaml.YAMLError):
-                return None
-            self._composed[path] = node
-        line: int | None = None
-        for key in keys:
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    kv = str(k.value)
-                    if kv == key or (kv[:1] in "~=" and kv[1:] == key):
-                        line, node = k.start_mark.line + 1, v
-                        break
-                else:
-                    return line
-            elif isinstance(node, yaml.SequenceNode):
-                try:
-                    node = node.value[int(key)]
-                except (ValueError, IndexError):
-                    return line
-                line = node.start_mark.line + 1
-            else:
-                return line
-        return line
+        return self._lines.line(os.path.join(self.root, path), keys)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+haproxy_packages:
+  pkg.installed:
+    - pkgs: [haproxy]

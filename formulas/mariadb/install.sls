@@ -1,0 +1,3 @@
+mariadb_packages:
+  pkg.installed:
+    - pkgs: [mariadb-server, mariadb-client]

@@ -1,0 +1,3 @@
+memcached_packages:
+  pkg.installed:
+    - pkgs: [memcached]

@@ -1,0 +1,3 @@
+rabbitmq_packages:
+  pkg.installed:
+    - pkgs: [rabbitmq-server]

@@ -1,0 +1,183 @@
+"""Formulas: discovery, metadata, and which services a node runs. Pure (reads files only).
+
+A formula folder holds ``formula.yml`` (see :mod:`.schema`) and Salt states
+(``install.sls``, ``configure.sls``, ...) with their templates. Formula folders are
+found in the directories given (by default the ``formulas/`` folder of the model, else
+the one shipped with saline).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import FormulaError, Location
+from ..yamlfile import LineFinder
+from .schema import BootstrapTask, FormulaMeta, Health, Service
+
+__all__ = [
+    "BootstrapTask",
+    "Formula",
+    "FormulaMeta",
+    "FormulaSet",
+    "Health",
+    "Service",
+    "ServiceInstance",
+    "default_formula_dirs",
+]
+
+META = "formula.yml"
+SHIPPED = Path(__file__).resolve().parents[3] / "formulas"
+
+
+def default_formula_dirs(model_root: str | None) -> list[str]:
+    """$SALINE_FORMULAS (colon-separated), else MODEL/formulas, else saline's own formulas/."""
+    env = os.environ.get("SALINE_FORMULAS")
+    if env:
+        return [d for d in env.split(":") if d]
+    if model_root and os.path.isdir(os.path.join(model_root, "formulas")):
+        return [os.path.join(model_root, "formulas")]
+    return [str(SHIPPED)]
+
+
+@dataclass(frozen=True)
+class Formula:
+    name: str
+    root: str  # the formula's folder
+    base: str  # the folder of formulas it is in (a Salt file root)
+    meta: FormulaMeta
+
+    def files(self) -> list[str]:
+        """Every file of the formula, relative to its folder, sorted (for digests)."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and d != "__pycache__"
+            )
+            for f in sorted(filenames):
+                out.append(os.path.relpath(os.path.join(dirpath, f), self.root))
+        return out
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    """A service of a formula that a node runs."""
+
+    node: str
+    name: str
+    formula: Formula
+    spec: Service
+
+
+def _sls_exists(base: str, sls: str) -> bool:
+    rel = sls.replace(".", "/")
+    return os.path.isfile(os.path.join(base, rel + ".sls")) or os.path.isfile(
+        os.path.join(base, rel, "init.sls")
+    )
+
+
+def _load_formula(base: str, folder: str, lines: LineFinder) -> Formula:
+    path = os.path.join(base, folder, META)
+    shown = os.path.relpath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise FormulaError(
+            f"invalid YAML: {e.problem}", Location(shown, mark.line + 1 if mark else None)
+        ) from e
+    try:
+        meta = FormulaMeta.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        keys = [str(k) for k in first["loc"]]
+        line = lines.line(path, keys)
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise FormulaError(
+            f"{first['msg']}{more}", Location(shown, line, key=".".join(keys) or None)
+        ) from None
+    if meta.name != folder:
+        raise FormulaError(
+            f"name {meta.name!r} must be the folder's name {folder!r}",
+            Location(shown, lines.line(path, ["name"]), key="name"),
+        )
+    for sname, svc in meta.services.items():
+        phases: list[tuple[str, list[str]]] = [
+            ("install", svc.install),
+            ("configure", svc.configure),
+        ]
+        phases += [(f"bootstrap.{t.name}", t.states) for t in svc.bootstrap]
+        for phase, states in phases:
+            for sls in states:
+                if not _sls_exists(base, sls):
+                    raise FormulaError(
+                        f"state {sls!r} has no file ({sls.replace('.', '/')}.sls or "
+                        f"{sls.replace('.', '/')}/init.sls under {os.path.relpath(base)})",
+                        Location(
+                            shown,
+                            lines.line(path, ["services", sname]),
+                            key=f"services.{sname}.{phase}",
+                        ),
+                    )
+    return Formula(meta.name, os.path.join(base, folder), base, meta)
+
+
+class FormulaSet:
+    """All formulas in some folders, validated together (service names, depends)."""
+
+    def __init__(self, dirs: list[str]) -> None:
+        self.dirs = [os.path.abspath(d) for d in dirs]
+        self.formulas: dict[str, Formula] = {}
+        self.services: dict[str, tuple[Formula, Service]] = {}
+        lines = LineFinder()
+        for base in self.dirs:
+            if not os.path.isdir(base):
+                raise FormulaError(f"formula folder {base!r} does not exist")
+            for folder in sorted(os.listdir(base)):
+                if not os.path.isfile(os.path.join(base, folder, META)):
+                    continue
+                if folder in self.formulas:
+                    continue  # an earlier folder overrides a later one
+                f = _load_formula(base, folder, lines)
+                self.formulas[folder] = f
+                for sname, svc in f.meta.services.items():
+                    if sname in self.services:
+                        other = self.services[sname][0].name
+                        raise FormulaError(
+                            f"service {sname!r} is provided by formulas {other!r} and {f.name!r}"
+                        )
+                    self.services[sname] = (f, svc)
+        for sname, (f, svc) in self.services.items():
+            for dep in svc.depends:
+                if dep not in self.services:
+                    raise FormulaError(
+                        f"service {sname!r} depends on unknown service {dep!r}",
+                        Location(
+                            os.path.relpath(os.path.join(f.root, META)),
+                            key=f"services.{sname}.depends",
+                        ),
+                    )
+
+    def node_services(
+        self, node: str, applications: list[str], pillar: dict[str, Any]
+    ) -> list[ServiceInstance]:
+        """The services a node runs: formulas among its applications whose service pillar
+        says ``enabled: true``. Ordered by formula, then service name."""
+        out = []
+        for app in applications:
+            f = self.formulas.get(app)
+            if f is None:
+                continue
+            for sname, svc in sorted(f.meta.services.items()):
+                section: Any = pillar
+                for key in svc.pillar.split(":"):
+                    section = section.get(key) if isinstance(section, dict) else None
+                if isinstance(section, dict) and section.get("enabled") is True:
+                    out.append(ServiceInstance(node, sname, f, svc))
+        return out

@@ -1,0 +1,36 @@
+"""Salt ext_pillar: a node's compiled saline model parameters as its pillar.
+
+Master (or minion) configuration::
+
+    ext_pillar:
+      - saline:
+          model: /srv/model        # the model folder (classes/, nodes/)
+
+The minion id is the node name. A minion the model does not know gets no pillar.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def __virtual__() -> str:
+    return "saline"
+
+
+def ext_pillar(
+    minion_id: str, pillar: dict[str, Any], model: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    from saline.errors import NodeNotFoundError
+    from saline.model import load_model
+
+    loaded = load_model(model)
+    try:
+        params: dict[str, Any] = loaded.node(minion_id).parameters
+    except NodeNotFoundError:
+        log.warning("saline: node %s is not in the model %s", minion_id, loaded.root)
+        return {}
+    return params
