@@ -88,7 +88,7 @@ def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
         capsys, "model", "explain", CTL, "glance:server:identity:auth_url", "--model", EXAMPLE
     )
     assert code == 0
-    assert "classes/system/glance/server.yml:22" in out
+    assert "classes/system/glance/server.yml:25" in out
     assert "${_param:openstack_control_address}" in out
     assert "classes/cluster/openstack/init.yml:12" in out
 
