@@ -168,8 +168,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     model.node(args.node)  # a model mistake is reported before Salt starts
     formulas = _formulas(args, model)
     states = args.states.split(",") if args.states else None
+    grains = {"noservices": True} if args.no_services else None
     if args.host == "local":
-        results = apply_local(args.node, model.root, formulas.dirs, states, args.test)
+        results = apply_local(args.node, model.root, formulas.dirs, states, args.test, grains)
     elif args.host.startswith("ssh://"):
         results = apply_ssh(
             args.node,
@@ -179,6 +180,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             states,
             args.test,
             args.ssh_key,
+            grains,
         )
     else:
         raise UsageError(f"--host {args.host!r}: use 'local' or 'ssh://user@host[:port]'")
@@ -331,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", action="store_true", help="change nothing; show what would change")
     p.add_argument("--states", metavar="SLS[,SLS]", help="only these states (default: highstate)")
     p.add_argument("--ssh-key", metavar="FILE", help="private key for ssh:// hosts")
+    p.add_argument(
+        "--no-services",
+        action="store_true",
+        help="install and configure, but start no service (a host without an init system, "
+        "such as a container or a chroot)",
+    )
     _add_model_option(p)
     _add_formulas_option(p)
     _add_format(p, ("text", "json"), "text")

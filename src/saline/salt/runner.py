@@ -215,6 +215,7 @@ def apply_ssh(
     states: list[str] | None,
     test: bool,
     ssh_key: str | None = None,
+    grains: dict[str, Any] | None = None,
 ) -> list[StateResult]:
     """Run the node's states on ``user@host[:port]`` with salt-ssh."""
     user, _, hostport = target.rpartition("@")
@@ -229,9 +230,11 @@ def apply_ssh(
         )
         with open(os.path.join(conf_dir, "master"), "w") as fh:
             json.dump(config, fh)
-        roster = {
+        roster: dict[str, dict[str, Any]] = {
             node: {"host": host, "user": user or "root", "port": int(port or 22), "tty": False}
         }
+        if grains:
+            roster[node]["minion_opts"] = {"grains": grains}
         if ssh_key:
             roster[node]["priv"] = ssh_key
         with open(os.path.join(conf_dir, "roster"), "w") as fh:

@@ -1,0 +1,1 @@
+"""Running containers: the podman chokepoint (:mod:`.podman`)."""

@@ -1,0 +1,94 @@
+"""The one place saline runs podman. Command lines are built as data, run in ``_run``.
+
+podman's defaults fail on this kind of machine (crun refuses the hybrid cgroup layout;
+raising rlimits needs CAP_SYS_RESOURCE), so every call gets a containers.conf owned by
+saline through ``CONTAINERS_CONF``; /etc is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import SalineError
+from ..state import state_dir
+
+CONTAINERS_CONF = """\
+# Written by saline: podman settings that work without systemd-managed cgroups v2.
+[containers]
+default_ulimits = ["nofile=10000:10000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+"""
+
+
+class PodmanError(SalineError):
+    """A podman command failed; carries the command line, exit code and output."""
+
+    def __init__(self, cmd: list[str], code: int, output: str) -> None:
+        self.cmd = cmd
+        self.code = code
+        self.output = output
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"{' '.join(cmd[:4])} ... failed (exit {code}):\n{tail}")
+
+
+@dataclass(frozen=True)
+class Podman:
+    """podman with saline's containers.conf."""
+
+    conf: str
+
+    @classmethod
+    def default(cls) -> Podman:
+        path = os.path.join(state_dir(), "containers.conf")
+        current = None
+        if os.path.exists(path):
+            with open(path) as fh:
+                current = fh.read()
+        if current != CONTAINERS_CONF:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                fh.write(CONTAINERS_CONF)
+        return cls(path)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CONTAINERS_CONF": self.conf}
+
+    def _run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = ["podman", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env())
+        if check and proc.returncode != 0:
+            raise PodmanError(cmd, proc.returncode, proc.stdout + proc.stderr)
+        return proc
+
+    def image_exists(self, ref: str) -> bool:
+        return self._run(["image", "exists", ref], check=False).returncode == 0
+
+    def import_rootfs(self, tar: str, ref: str, changes: list[str]) -> None:
+        args = ["import"]
+        for c in changes:
+            args += ["--change", c]
+        self._run([*args, tar, ref])
+
+    def run_detached(
+        self, name: str, image: str, command: list[str], publish: list[str], volumes: list[str]
+    ) -> None:
+        args = ["run", "-d", "--name", name]
+        for p in publish:
+            args += ["-p", p]
+        for v in volumes:
+            args += ["-v", v]
+        self._run([*args, image, *command])
+
+    def remove(self, name: str) -> None:
+        self._run(["rm", "-f", "-t", "0", name], check=False)
+
+    def exec(self, name: str, command: list[str]) -> str:
+        return self._run(["exec", name, *command]).stdout
+
+    def logs(self, name: str) -> str:
+        proc = self._run(["logs", name], check=False)
+        return proc.stdout + proc.stderr

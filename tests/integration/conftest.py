@@ -1,0 +1,120 @@
+"""Real-system fixtures: a disposable Debian host (a podman container with sshd).
+
+The host's image is built once per machine (mmdebstrap from Debian's archive, imported
+into podman, tagged by a digest of what went in) and shared by every test of a session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from saline.build.rootfs import build_rootfs, rootfs_digest
+from saline.runtime.podman import Podman
+
+SSH_INCLUDE = ["openssh-server", "python3"]
+SSH_HOOKS = ['mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"']
+PATH_ENV = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _require(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/install installs them)")
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    _require("podman")
+    return Podman.default()
+
+
+@pytest.fixture(scope="session")
+def ssh_host_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
+    _require("mmdebstrap")
+    ref = f"localhost/saline-test-sshd:{rootfs_digest(SSH_INCLUDE, SSH_HOOKS)}"
+    if not podman.image_exists(ref):
+        tar = str(tmp_path_factory.mktemp("rootfs") / "rootfs.tar")
+        build_rootfs(tar, SSH_INCLUDE, SSH_HOOKS)
+        podman.import_rootfs(tar, ref, [PATH_ENV])
+        os.remove(tar)
+    return ref
+
+
+@dataclass
+class SshHost:
+    name: str
+    port: int
+    key: str
+
+    @property
+    def target(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}"
+
+    def run(self, command: str) -> str:
+        return subprocess.run(
+            [
+                "ssh",
+                "-i",
+                self.key,
+                "-p",
+                str(self.port),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "root@127.0.0.1",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def ssh_host(podman: Podman, ssh_host_image: str, tmp_path: Path) -> Iterator[SshHost]:
+    """A fresh disposable host per test (the image is shared)."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"saline-test-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    podman.run_detached(
+        name,
+        ssh_host_image,
+        ["sh", "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"],
+        publish=[f"127.0.0.1:{port}:22"],
+        volumes=[f"{key}.pub:/root/.ssh/authorized_keys:ro,Z"],
+    )
+    host = SshHost(name, port, str(key))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                host.run("true")
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sshd did not come up:\n" + podman.logs(name)) from None
+                time.sleep(0.5)
+        yield host
+    finally:
+        podman.remove(name)

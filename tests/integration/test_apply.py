@@ -1,0 +1,116 @@
+"""`saline apply` for real: Salt over SSH into a disposable Debian host, and masterless."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SshHost
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "openstack")
+CTL = "ctl01.openstack.local"
+SALINE = str(Path(sys.executable).parent / "saline")
+
+
+def saline(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SALINE, *args], capture_output=True, text=True)
+
+
+def test_apply_over_ssh_installs_configures_and_converges(
+    ssh_host: SshHost, tmp_path: Path
+) -> None:
+    common = [
+        CTL,
+        "--host",
+        ssh_host.target,
+        "--ssh-key",
+        ssh_host.key,
+        "--model",
+        EXAMPLE,
+        "--states",
+        "memcached",
+        "--no-services",
+    ]
+    # --test first: says what would change, changes nothing.
+    dry = saline("apply", *common, "--test", "--format", "json")
+    assert dry.returncode == 0, dry.stderr
+    assert {r["id"] for r in json.loads(dry.stdout)} == {"memcached_packages", "memcached_config"}
+    assert "memcached" not in ssh_host.run("dpkg-query -W -f '${Package}\\n' 2>/dev/null || true")
+
+    done = saline("apply", *common)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 states: 2 changed, 0 failed" in done.stdout
+    assert ssh_host.run("dpkg-query -W -f '${Status}' memcached") == "install ok installed"
+
+    # What was applied is exactly what `saline render` renders.
+    rendered = saline(
+        "render", CTL, "--service", "memcached", "--model", EXAMPLE, "--out", str(tmp_path)
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    expected = (tmp_path / "memcached" / "etc" / "memcached.conf").read_text()
+    assert ssh_host.run("cat /etc/memcached.conf") == expected
+
+    # Running again converges: nothing left to change.
+    again = saline("apply", *common, "--format", "json")
+    assert again.returncode == 0
+    assert all(not r["changes"] for r in json.loads(again.stdout))
+
+
+def test_apply_test_mode_shows_diffs_of_changed_config(ssh_host: SshHost) -> None:
+    ssh_host.run("printf -- '-u memcache\\n-m 16\\n' > /etc/memcached.conf")
+    out = saline(
+        "apply",
+        CTL,
+        "--host",
+        ssh_host.target,
+        "--ssh-key",
+        ssh_host.key,
+        "--model",
+        EXAMPLE,
+        "--states",
+        "memcached.configure",
+        "--test",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "-m 16" in out.stdout and "+-m 64" in out.stdout
+    assert "would change" in out.stdout
+    assert ssh_host.run("cat /etc/memcached.conf") == "-u memcache\n-m 16\n"
+
+
+def test_apply_local_test_mode_runs_the_highstate() -> None:
+    out = saline("apply", CTL, "--host", "local", "--model", EXAMPLE, "--test", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    ids = {r["id"] for r in json.loads(out.stdout)}
+    # The node's applications (memcached, keystone, glance) make its highstate.
+    assert {"memcached_config", "keystone_config", "glance_api_config"} <= ids
+
+
+def test_apply_reports_a_failing_state(ssh_host: SshHost, tmp_path: Path) -> None:
+    formulas = tmp_path / "formulas"
+    subprocess.run(["cp", "-r", str(REPO / "formulas"), str(formulas)], check=True)
+    (formulas / "memcached" / "install.sls").write_text(
+        "memcached_packages:\n  pkg.installed:\n    - pkgs: [no-such-package-saline]\n"
+    )
+    out = saline(
+        "apply",
+        CTL,
+        "--host",
+        ssh_host.target,
+        "--ssh-key",
+        ssh_host.key,
+        "--model",
+        EXAMPLE,
+        "--formulas",
+        str(formulas),
+        "--states",
+        "memcached.install",
+    )
+    assert out.returncode == 1
+    assert "FAILED  pkg.installed memcached_packages" in out.stdout
