@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SshHost
+from integration.conftest import SshHost
 
 pytestmark = pytest.mark.integration
 
