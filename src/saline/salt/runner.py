@@ -69,12 +69,19 @@ def _workdir() -> Iterator[str]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _first(e: Exception) -> str:
+    """Salt's message without the template dump it appends after a '---' line."""
+    text = str(e).split("\n---")[0].strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _source_file(formula_dirs: list[str], source: str) -> str:
     rel = source.removeprefix("salt://")
     for base in formula_dirs:
         path = os.path.join(base, rel)
         if os.path.exists(path):
-            return os.path.relpath(path)
+            shown = os.path.relpath(path)
+            return path if shown.startswith("..") else shown
     return source
 
 
@@ -88,6 +95,7 @@ def render_files(
     """
     import salt.client
     import salt.config
+    from salt.exceptions import SaltException
 
     with _workdir() as work:
         opts = salt.config.minion_config(None)
@@ -96,7 +104,12 @@ def render_files(
             caller = salt.client.Caller(mopts=opts)
         except Exception as e:  # pillar compile errors surface here
             raise SaltError(f"node {node}: Salt could not start: {e}") from e
-        chunks = caller.cmd("state.show_low_sls", ",".join(states))
+        try:
+            chunks = caller.cmd("state.show_low_sls", ",".join(states))
+        except SaltException as e:
+            raise FormulaError(
+                f"node {node}: states {', '.join(states)} do not render: {_first(e)}"
+            ) from None
         if not isinstance(chunks, list) or any(isinstance(c, str) for c in chunks):
             problems = chunks if isinstance(chunks, list) else [str(chunks)]
             raise FormulaError(
@@ -117,24 +130,31 @@ def render_files(
                         )
                     )
                 continue
-            sfn, _sum, comment = caller.cmd(
-                "file.get_managed",
-                chunk["name"],
-                chunk.get("template"),
-                source,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                "base",
-                chunk.get("context"),
-                chunk.get("defaults"),
-                skip_verify=True,
-            )
+            where = _source_file(formula_dirs, source)
+            try:
+                sfn, _sum, comment = caller.cmd(
+                    "file.get_managed",
+                    chunk["name"],
+                    chunk.get("template"),
+                    source,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "base",
+                    chunk.get("context"),
+                    chunk.get("defaults"),
+                    skip_verify=True,
+                )
+            except SaltException as e:
+                line = getattr(e, "line_num", None)
+                raise FormulaError(
+                    f"node {node}: template does not render: {_first(e)}",
+                    Location(where, line, key=f"state {chunk['__id__']} ({chunk['__sls__']})"),
+                ) from None
             if comment or not sfn:
-                where = _source_file(formula_dirs, source)
                 raise FormulaError(
                     f"node {node}: template does not render: {str(comment).strip()}",
                     Location(where, key=f"state {chunk['__id__']} ({chunk['__sls__']})"),
