@@ -162,10 +162,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from .errors import UsageError
+    from .model.secrets import redact, secret_values
     from .salt.runner import apply_local, apply_ssh
 
     model = _model(args)
-    model.node(args.node)  # a model mistake is reported before Salt starts
+    # A model mistake is reported before Salt starts; secrets never reach the screen.
+    secrets = secret_values(model.node(args.node).parameters)
     formulas = _formulas(args, model)
     states = args.states.split(",") if args.states else None
     grains = {"noservices": True} if args.no_services else None
@@ -184,6 +186,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         )
     else:
         raise UsageError(f"--host {args.host!r}: use 'local' or 'ssh://user@host[:port]'")
+    for r in results:
+        r.comment = redact(r.comment, secrets)
+        r.changes = redact(r.changes, secrets)
     failed = [r for r in results if r.result is False]
     if args.format == "json":
         print(dump([r.__dict__ for r in results], "json"))

@@ -114,3 +114,26 @@ def test_apply_reports_a_failing_state(ssh_host: SshHost, tmp_path: Path) -> Non
     )
     assert out.returncode == 1
     assert "FAILED  pkg.installed memcached_packages" in out.stdout
+
+
+def test_secrets_are_masked_in_diffs(ssh_host: SshHost) -> None:
+    ssh_host.run(
+        "groupadd glance && mkdir -p /etc/glance && echo '[DEFAULT]' > /etc/glance/glance-api.conf"
+    )
+    out = saline(
+        "apply",
+        CTL,
+        "--host",
+        ssh_host.target,
+        "--ssh-key",
+        ssh_host.key,
+        "--model",
+        EXAMPLE,
+        "--states",
+        "glance.configure",
+        "--test",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "+connection = mysql+pymysql://glance:********@10.10.0.10:3306/glance" in out.stdout
+    for secret in ("example-glance-db", "example-glance-service", "example-rabbit"):
+        assert secret not in out.stdout

@@ -193,3 +193,20 @@ def test_salt_master_modules_give_the_model_as_pillar_and_top(tmp_path: Path) ->
     compiled = load_model(str(EXAMPLE)).node(node)
     assert call("pillar.items") == json.loads(json.dumps(compiled.parameters))
     assert call("state.show_top") == {"base": compiled.applications}
+
+
+def test_install_states_need_no_pillar_and_start_nothing(tmp_path: Path) -> None:
+    """Image builds run install states: no secrets, no deployment values, no services."""
+    from saline.formulas import FormulaSet
+    from saline.salt.runner import low_states
+
+    model = tmp_path / "model"
+    (model / "classes").mkdir(parents=True)
+    (model / "nodes").mkdir()
+    (model / "nodes" / "bare.yml").write_text("parameters: {}\n")  # a node with no pillar
+    formulas = FormulaSet([str(REPO / "formulas")])
+    for name, (formula, svc) in formulas.services.items():
+        chunks = low_states("bare", str(model), formulas.dirs, svc.install)
+        assert chunks, name
+        assert {c["state"] for c in chunks} <= {"pkg", "file", "user", "group"}, name
+        assert any(c["state"] == "pkg" and c["fun"] == "installed" for c in chunks), name

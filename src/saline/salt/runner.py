@@ -85,6 +85,44 @@ def _source_file(formula_dirs: list[str], source: str) -> str:
     return source
 
 
+def _caller(node: str, model_root: str, formula_dirs: list[str], work: str) -> Any:
+    import salt.client
+    import salt.config
+
+    opts = salt.config.minion_config(None)
+    opts.update(minion_config(node, model_root, formula_dirs, work, {"noservices": True}))
+    try:
+        return salt.client.Caller(mopts=opts)
+    except Exception as e:  # pillar compile errors surface here
+        raise SaltError(f"node {node}: Salt could not start: {e}") from e
+
+
+def _low_chunks(caller: Any, node: str, states: list[str]) -> list[dict[str, Any]]:
+    from salt.exceptions import SaltException
+
+    try:
+        chunks = caller.cmd("state.show_low_sls", ",".join(states))
+    except SaltException as e:
+        raise FormulaError(
+            f"node {node}: states {', '.join(states)} do not render: {_first(e)}"
+        ) from None
+    if not isinstance(chunks, list) or any(isinstance(c, str) for c in chunks):
+        problems = chunks if isinstance(chunks, list) else [str(chunks)]
+        raise FormulaError(
+            f"node {node}: states {', '.join(states)} do not render: "
+            + "; ".join(str(p).strip() for p in problems)
+        )
+    return chunks
+
+
+def low_states(
+    node: str, model_root: str, formula_dirs: list[str], states: list[str]
+) -> list[dict[str, Any]]:
+    """The low data (what would run, in order) of ``states`` for ``node``. Applies nothing."""
+    with _workdir() as work:
+        return _low_chunks(_caller(node, model_root, formula_dirs, work), node, states)
+
+
 def render_files(
     node: str, model_root: str, formula_dirs: list[str], states: list[str]
 ) -> list[RenderedFile]:
@@ -93,29 +131,11 @@ def render_files(
     Uses Salt's own ``file.managed`` machinery (``file.get_managed``) on the states' low
     data, so what is rendered is exactly what applying the states would write.
     """
-    import salt.client
-    import salt.config
     from salt.exceptions import SaltException
 
     with _workdir() as work:
-        opts = salt.config.minion_config(None)
-        opts.update(minion_config(node, model_root, formula_dirs, work, {"noservices": True}))
-        try:
-            caller = salt.client.Caller(mopts=opts)
-        except Exception as e:  # pillar compile errors surface here
-            raise SaltError(f"node {node}: Salt could not start: {e}") from e
-        try:
-            chunks = caller.cmd("state.show_low_sls", ",".join(states))
-        except SaltException as e:
-            raise FormulaError(
-                f"node {node}: states {', '.join(states)} do not render: {_first(e)}"
-            ) from None
-        if not isinstance(chunks, list) or any(isinstance(c, str) for c in chunks):
-            problems = chunks if isinstance(chunks, list) else [str(chunks)]
-            raise FormulaError(
-                f"node {node}: states {', '.join(states)} do not render: "
-                + "; ".join(str(p).strip() for p in problems)
-            )
+        caller = _caller(node, model_root, formula_dirs, work)
+        chunks = _low_chunks(caller, node, states)
         out: list[RenderedFile] = []
         for chunk in chunks:
             if chunk.get("state") != "file" or chunk.get("fun") != "managed":
