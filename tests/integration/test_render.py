@@ -205,7 +205,7 @@ def test_install_states_need_no_pillar_and_start_nothing(tmp_path: Path) -> None
     (model / "nodes").mkdir()
     (model / "nodes" / "bare.yml").write_text("parameters: {}\n")  # a node with no pillar
     formulas = FormulaSet([str(REPO / "formulas")])
-    for name, (formula, svc) in formulas.services.items():
+    for name, (_formula, svc) in formulas.services.items():
         chunks = low_states("bare", str(model), formulas.dirs, svc.install)
         assert chunks, name
         assert {c["state"] for c in chunks} <= {"pkg", "file", "user", "group"}, name
