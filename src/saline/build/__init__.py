@@ -1,0 +1,1 @@
+"""Building images: Debian root file systems (:mod:`.rootfs`)."""

@@ -1,0 +1,64 @@
+"""Debian root file systems with mmdebstrap, from Debian's own archive (no registry)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+
+from ..errors import SalineError
+
+SUITE = "bookworm"
+
+
+def debian_sources(mirror: str, security: str, suite: str = SUITE) -> list[str]:
+    """bookworm, bookworm-updates and bookworm-security (keystone 22.0.2 is in security)."""
+    return [
+        f"deb {mirror} {suite} main",
+        f"deb {mirror} {suite}-updates main",
+        f"deb {security} {suite}-security main",
+    ]
+
+
+def default_mirrors() -> tuple[str, str]:
+    """$SALINE_DEBIAN_MIRROR / $SALINE_DEBIAN_SECURITY, else deb.debian.org."""
+    return (
+        os.environ.get("SALINE_DEBIAN_MIRROR", "http://deb.debian.org/debian"),
+        os.environ.get("SALINE_DEBIAN_SECURITY", "http://deb.debian.org/debian-security"),
+    )
+
+
+def mmdebstrap_command(out: str, include: list[str], hooks: list[str]) -> list[str]:
+    """The mmdebstrap command line for a minbase rootfs tarball. Pure."""
+    mirror, security = default_mirrors()
+    cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet"]
+    if include:
+        cmd.append("--include=" + ",".join(include))
+    for hook in hooks:
+        cmd.append("--customize-hook=" + hook)
+    return [*cmd, SUITE, out, *debian_sources(mirror, security)]
+
+
+def rootfs_digest(include: list[str], hooks: list[str]) -> str:
+    """A digest of what goes into a rootfs, for tagging what is built from it."""
+    mirror, security = default_mirrors()
+    text = "\n".join([SUITE, mirror, security, *sorted(include), *hooks])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RootfsError(SalineError):
+    pass
+
+
+def build_rootfs(out: str, include: list[str], hooks: list[str]) -> None:
+    """Build the tarball ``out`` (written to a temporary name first, so a failed build
+    leaves nothing that looks finished)."""
+    # mmdebstrap chooses the format by the name's extension: keep it last.
+    stem, ext = os.path.splitext(out)
+    tmp = f"{stem}.partial{ext}"
+    cmd = mmdebstrap_command(tmp, include, hooks)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RootfsError(f"mmdebstrap failed (exit {proc.returncode}):\n{tail}")
+    os.replace(tmp, out)
