@@ -223,6 +223,74 @@ def render_results(results: list[Any], test: bool) -> list[str]:
     return lines
 
 
+# -- images and the registry ---------------------------------------------------------------
+
+
+def _registry(args: argparse.Namespace) -> str:
+    from .runtime.registry import DEFAULT_ADDRESS
+
+    return str(args.registry or os.environ.get("SALINE_REGISTRY") or DEFAULT_ADDRESS)
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from .runtime.registry import LocalRegistry
+
+    reg = LocalRegistry.default(args.address)
+    if args.action == "start":
+        status = reg.start()
+    elif args.action == "stop":
+        reg.stop()
+        status = reg.status()
+    else:
+        status = reg.status()
+    if args.format == "json":
+        print(dump(status, "json"))
+    else:
+        state = _color("running", "32") if status["running"] else _color("stopped", "33")
+        print(f"registry {status['address']}: {state}")
+        print(f"  data: {status['data']}")
+        if status["repositories"]:
+            print(f"  repositories: {', '.join(status['repositories'])}")
+    return 0 if args.action != "status" or status["running"] else 3
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from .images import image_list
+
+    model = _model(args)
+    images = image_list(model, _formulas(args, model), _registry(args))
+    if args.format == "json":
+        print(dump(images, "json"))
+    else:
+        for i in images:
+            print(f"{i['service']:<14} {i['image']}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .images import build_images
+
+    model = _model(args)
+    formulas = _formulas(args, model)
+
+    def progress(line: str) -> None:
+        if args.format != "json":
+            print(line, file=sys.stderr, flush=True)
+
+    results = build_images(model, formulas, _registry(args), args.push, progress)
+    if args.format == "json":
+        print(dump([r.__dict__ for r in results], "json"))
+    else:
+        built = sum(1 for r in results if r.status == "built")
+        pushed = sum(1 for r in results if r.pushed)
+        total = sum(r.seconds for r in results)
+        print(
+            f"{len(results)} images: {built} built, {len(results) - built} up to date, "
+            f"{pushed} pushed, {total:.1f}s"
+        )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -348,7 +416,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formulas_option(p)
     _add_format(p, ("text", "json"), "text")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser(
+        "registry",
+        help="run a local image registry",
+        description="Start, stop or show Debian's docker-registry on 127.0.0.1:5000 (or "
+        "--address), with its data in saline's state folder ($SALINE_STATE_DIR, else "
+        "~/.local/state/saline). 'start' does nothing if it runs already. 'status' exits "
+        "3 when it is not running.",
+    )
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--address", default="127.0.0.1:5000", metavar="HOST:PORT")
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser(
+        "build",
+        help="build the model's images (and push them)",
+        description="Build, in order, the base image (Debian 12 from mmdebstrap), the Salt "
+        "layer, and one image per service the model uses, each running its formula's "
+        "install states. Tags are digests of the inputs: an image whose tag exists "
+        "locally or in the registry is not rebuilt. Progress goes to stderr.",
+    )
+    _add_model_option(p)
+    _add_formulas_option(p)
+    _add_registry_option(p)
+    p.add_argument("--push", action="store_true", help="push images the registry lacks")
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "images",
+        help="the model's service images (full references)",
+        description="List [{service, image}] for every service the model uses, with the "
+        "full reference its build has (registry/saline/SERVICE:DIGEST). Builds nothing.",
+    )
+    _add_model_option(p)
+    _add_formulas_option(p)
+    _add_registry_option(p)
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_images)
     return parser
+
+
+def _add_registry_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        metavar="HOST:PORT",
+        help="image registry (default: $SALINE_REGISTRY, else the local 127.0.0.1:5000)",
+    )
 
 
 def _add_formulas_option(p: argparse.ArgumentParser) -> None:

@@ -17,8 +17,9 @@ ALLOWED: dict[str, set[str]] = {
     "formulas": BASE,
     "salt": BASE | {"model"},
     "runtime": BASE,
-    "build": BASE,
+    "build": BASE | {"formulas", "runtime"},
     "configs": BASE | {"model", "formulas", "salt"},
+    "images": BASE | {"model", "formulas", "build", "runtime"},
     "cli": {"*"},
 }
 

@@ -28,10 +28,25 @@ def default_mirrors() -> tuple[str, str]:
     )
 
 
+# Kept in the image's apt and dpkg configuration, so packages installed later on top of
+# it (service images) follow them too: no Recommends, no docs, man pages or locales.
+APT_OPTIONS = ['Apt::Install-Recommends "false"', 'Apt::Install-Suggests "false"']
+DPKG_OPTIONS = [
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+]
+
+
 def mmdebstrap_command(out: str, include: list[str], hooks: list[str]) -> list[str]:
     """The mmdebstrap command line for a minbase rootfs tarball. Pure."""
     mirror, security = default_mirrors()
     cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet"]
+    cmd += [f"--aptopt={o}" for o in APT_OPTIONS]
+    cmd += [f"--dpkgopt={o}" for o in DPKG_OPTIONS]
     if include:
         cmd.append("--include=" + ",".join(include))
     for hook in hooks:
@@ -42,7 +57,9 @@ def mmdebstrap_command(out: str, include: list[str], hooks: list[str]) -> list[s
 def rootfs_digest(include: list[str], hooks: list[str]) -> str:
     """A digest of what goes into a rootfs, for tagging what is built from it."""
     mirror, security = default_mirrors()
-    text = "\n".join([SUITE, mirror, security, *sorted(include), *hooks])
+    text = "\n".join(
+        [SUITE, mirror, security, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -83,6 +83,32 @@ class Podman:
             args += ["-v", v]
         self._run([*args, image, *command])
 
+    def build(self, context: str, ref: str, volumes: list[str]) -> subprocess.CompletedProcess[str]:
+        """``podman build`` of ``context``/Containerfile; the caller reads the output."""
+        args = [
+            "build",
+            "--layers",
+            "-f",
+            os.path.join(context, "Containerfile"),
+            "-t",
+            ref,
+            "--build-arg",
+            "SALINE_APT_CACHE=1" if volumes else "SALINE_APT_CACHE=0",
+        ]
+        for v in volumes:
+            args += ["-v", v]
+        return self._run([*args, context], check=False)
+
+    def pull(self, ref: str) -> None:
+        self._run(["pull", "--tls-verify=false", ref])
+
+    def push(self, ref: str) -> None:
+        self._run(["push", "--tls-verify=false", ref])
+
+    def image_size(self, ref: str) -> int:
+        out = self._run(["image", "inspect", "--format", "{{.Size}}", ref]).stdout.strip()
+        return int(out or 0)
+
     def remove(self, name: str) -> None:
         self._run(["rm", "-f", "-t", "0", name], check=False)
 

@@ -1,0 +1,210 @@
+"""Building the image graph with podman, and pushing it to a registry.
+
+Walks the plan from :mod:`.graph` in order. An image whose tag exists locally is not
+rebuilt; one that exists only in the registry is pulled (a service image needs its
+parent locally). Builds write into fresh temporary contexts; a failed build leaves no tag
+behind, so the next run resumes from the images that were built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import SalineError
+from ..runtime.podman import Podman
+from ..state import state_dir
+from .graph import BASE_HOOKS, BASE_PACKAGES, PATH_ENV, SALT_REQUIREMENTS, ImageSpec
+from .rootfs import build_rootfs
+
+# Parts of Salt a masterless minion on Debian never loads (measured: 29 MB -> 26 MB).
+_PRUNE_DIRS = ["cloud/clouds", "netapi", "spm"]
+_PRUNE_PREFIXES = (
+    "win_",
+    "mac_",
+    "darwin",
+    "solaris",
+    "aix",
+    "freebsd",
+    "openbsd",
+    "netbsd",
+    "smartos",
+    "illumos",
+    "napalm",
+    "junos",
+    "nxos",
+    "cisco",
+    "panos",
+    "bigip",
+    "vsphere",
+    "esxi",
+    "vmware",
+    "boto",
+    "azurearm",
+)
+_PRUNE_IN = ["modules", "states", "grains", "returners", "pillar"]
+_FAILED = re.compile(r"^SALINE-FAILED-STATE (.*)$", re.M)
+
+
+class BuildError(SalineError):
+    pass
+
+
+@dataclass
+class BuildResult:
+    name: str
+    ref: str
+    status: str  # "cached" | "built" | "pulled"
+    seconds: float
+    size_mb: float
+    pushed: bool = False
+
+
+def registry_has(registry: str, spec: ImageSpec) -> bool:
+    url = f"http://{registry}/v2/{spec.repository()}/manifests/{spec.tag}"
+    req = urllib.request.Request(
+        url,
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Builder:
+    def __init__(
+        self,
+        podman: Podman,
+        registry: str | None,
+        progress: Callable[[str], None] = lambda s: None,
+    ) -> None:
+        self.podman = podman
+        self.registry = registry
+        self.progress = progress
+        self.apt_cache = os.path.join(state_dir(), "apt-cache")
+
+    def ensure(self, specs: list[ImageSpec], push: bool = False) -> list[BuildResult]:
+        by_name = {s.name: s for s in specs}
+        results = []
+        for spec in specs:
+            ref = spec.ref(self.registry)
+            t = time.monotonic()
+            if self.podman.image_exists(ref):
+                status = "cached"
+            elif self.registry and registry_has(self.registry, spec):
+                self.podman.pull(ref)
+                status = "pulled"
+            else:
+                parent = by_name[spec.parent].ref(self.registry) if spec.parent else None
+                self.progress(f"{spec.name:<12} building ...")
+                self._build(spec, ref, parent)
+                status = "built"
+            pushed = False
+            if push and self.registry and not registry_has(self.registry, spec):
+                self.podman.push(ref)
+                pushed = True
+            r = BuildResult(
+                spec.name,
+                ref,
+                status,
+                time.monotonic() - t,
+                self.podman.image_size(ref) / 1e6,
+                pushed,
+            )
+            self.progress(
+                f"{spec.name:<12} {status:<7} {r.seconds:6.1f}s {r.size_mb:7.1f} MB"
+                + ("  pushed" if pushed else "")
+                + f"  {ref}"
+            )
+            results.append(r)
+        return results
+
+    # -- one image each ---------------------------------------------------------------------
+
+    def _build(self, spec: ImageSpec, ref: str, parent: str | None) -> None:
+        with tempfile.TemporaryDirectory(prefix=f"saline-build-{spec.name}-") as ctx:
+            if spec.kind == "base":
+                tar = os.path.join(ctx, "rootfs.tar")
+                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS)
+                self.podman.import_rootfs(
+                    tar, ref, [f"ENV PATH={PATH_ENV}", "LABEL saline.image=base"]
+                )
+                return
+            assert parent is not None
+            for rel, src in spec.files.items():
+                dest = os.path.join(ctx, rel)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copyfile(src, dest)
+            for rel, text in spec.generated.items():
+                with open(os.path.join(ctx, rel), "w") as fh:
+                    fh.write(text.replace("{parent}", parent))
+            volumes: list[str] = []
+            if spec.kind == "salt":
+                self._salt_site(os.path.join(ctx, "site"))
+            else:
+                os.makedirs(self.apt_cache, exist_ok=True)
+                volumes = [f"{self.apt_cache}:/var/cache/apt/archives"]
+            proc = self.podman.build(ctx, ref, volumes)
+            if proc.returncode != 0:
+                output = proc.stdout + proc.stderr
+                failed = _FAILED.findall(output)
+                tail = "\n".join(output.strip().splitlines()[-25:])
+                if failed:
+                    raise BuildError(
+                        f"image {spec.name}: install state failed: {failed[0]}\n"
+                        f"Salt output (last lines):\n{tail}"
+                    )
+                raise BuildError(
+                    f"image {spec.name}: podman build failed (exit {proc.returncode}):\n{tail}"
+                )
+
+    @staticmethod
+    def _salt_site(site: str) -> None:
+        """Salt and its minimal dependencies for the image's python3 (Debian's 3.11: the
+        same ABI as the Python 3.11 saline runs on, so the host's wheels fit)."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            site,
+            "-r",
+            SALT_REQUIREMENTS,
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"}
+        )
+        if proc.returncode != 0:
+            raise BuildError(f"pip could not fetch Salt for the image:\n{proc.stderr[-2000:]}")
+        shutil.rmtree(os.path.join(site, "bin"), ignore_errors=True)
+        for entry in os.listdir(site):
+            if entry.endswith(".dist-info"):
+                shutil.rmtree(os.path.join(site, entry))
+        salt = os.path.join(site, "salt")
+        for d in _PRUNE_DIRS:
+            shutil.rmtree(os.path.join(salt, d), ignore_errors=True)
+        for d in _PRUNE_IN:
+            folder = os.path.join(salt, d)
+            for f in os.listdir(folder):
+                if f.startswith(_PRUNE_PREFIXES):
+                    os.remove(os.path.join(folder, f))

@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""saline's container entrypoint: "highstate at start", without configuration in images.
+
+Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library only
+(it runs under Debian's python3, with Salt from /opt/saline/site).
+
+  saline-entrypoint install           image build: run the service's install states
+                                      (no pillar, no services), then clean apt
+  saline-entrypoint run               container start (default): read the pillar from
+                                      $SALINE_PILLAR (a mounted JSON file), run the
+                                      configure states, then exec the service command
+                                      as its user, so signals reach the service itself
+  saline-entrypoint bootstrap TASK    one-shot task: configure, run the task's states, exit
+  saline-entrypoint configure         configure only, then exit
+
+The service's metadata (states, command, user) is /etc/saline/service.json, written at
+build time from its formula.yml. A failing state prints one line
+``SALINE-FAILED-STATE <id>: <comment>`` (the build reads it) and Salt's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SITE = "/opt/saline/site"
+FORMULAS = "/srv/saline/formulas"
+SERVICE_JSON = "/etc/saline/service.json"
+PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
+
+
+def log(msg: str) -> None:
+    print(f"saline-entrypoint: {msg}", file=sys.stderr, flush=True)
+
+
+def salt_call(
+    work: str,
+    states: list[str],
+    pillar_dir: str | None,
+    grains: dict[str, object],
+    file_roots: str = FORMULAS,
+) -> int:
+    conf = os.path.join(work, "conf")
+    os.makedirs(conf, exist_ok=True)
+    minion = {
+        "id": os.environ.get("SALINE_NODE", "saline"),
+        "file_client": "local",
+        "file_roots": {"base": [file_roots]},
+        "pillar_roots": {"base": [pillar_dir] if pillar_dir else []},
+        "cachedir": os.path.join(work, "cache"),
+        "pki_dir": os.path.join(work, "pki"),
+        "log_file": os.path.join(work, "minion.log"),
+        "autoload_dynamic_modules": False,
+        "pillar_mask_output": False,
+        "grains": grains,
+    }
+    with open(os.path.join(conf, "minion"), "w") as fh:
+        json.dump(minion, fh)
+    code = "import sys, salt.scripts; sys.argv[0] = 'salt-call'; salt.scripts.salt_call()"
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "--local",
+        f"--config-dir={conf}",
+        "--out=json",
+        "--retcode-passthrough",
+        "state.apply",
+        ",".join(states),
+    ]
+    env = {**os.environ, "PYTHONPATH": SITE}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    failed = False
+    try:
+        ret = json.loads(proc.stdout)["local"]
+    except (ValueError, KeyError, TypeError):
+        ret = None
+    if isinstance(ret, dict):
+        for key, r in sorted(ret.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
+            if r.get("result") is False:
+                failed = True
+                comment = " ".join(str(r.get("comment", "")).split())
+                print(f"SALINE-FAILED-STATE {r.get('__id__', key)}: {comment}", flush=True)
+    else:
+        failed = True
+        print(
+            f"SALINE-FAILED-STATE salt-call: no state output (exit {proc.returncode})", flush=True
+        )
+    if failed or proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-4000:])
+        sys.stderr.write(proc.stderr[-4000:])
+        return 1
+    return 0
+
+
+def warm(work: str) -> int:
+    """One real state run (a template, a package check) so Python writes bytecode for what
+    every later run imports; used once while the Salt layer is built."""
+    roots = os.path.join(work, "warm")
+    os.makedirs(roots)
+    with open(os.path.join(roots, "warm.sls"), "w") as fh:
+        fh.write(
+            "warm_file:\n  file.managed:\n    - name: " + os.path.join(work, "out") + "\n"
+            "    - source: salt://warm.j2\n    - template: jinja\n"
+            "warm_pkg:\n  pkg.installed:\n    - name: base-files\n    - refresh: false\n"
+            "warm_cmd:\n  cmd.run:\n    - name: 'true'\n"
+        )
+    with open(os.path.join(roots, "warm.j2"), "w") as fh:
+        fh.write("{{ grains.get('os') }} {{ pillar.get('x', 1) }}\n")
+    pdir = os.path.join(work, "pillar")
+    os.makedirs(pdir)
+    with open(os.path.join(pdir, "top.sls"), "w") as fh:
+        fh.write("base:\n  '*':\n    - p\n")
+    with open(os.path.join(pdir, "p.sls"), "w") as fh:
+        fh.write('#!json\n{"x": 1}\n')
+    return salt_call(work, ["warm"], pdir, {"noservices": True}, file_roots=roots)
+
+
+def write_pillar(work: str) -> str:
+    """Pillar roots in a private tmpfs folder from the mounted JSON file."""
+    if not os.path.exists(PILLAR):
+        log(f"no pillar at {PILLAR} (mount the node's pillar there)")
+        sys.exit(2)
+    with open(PILLAR) as fh:
+        data = json.load(fh)
+    pdir = os.path.join(work, "pillar")
+    os.makedirs(pdir, mode=0o700)
+    with open(os.path.join(pdir, "top.sls"), "w") as fh:
+        fh.write("base:\n  '*':\n    - saline\n")
+    with open(os.path.join(pdir, "saline.sls"), "w") as fh:
+        fh.write("#!json\n")
+        json.dump(data, fh)
+    return pdir
+
+
+def exec_command(service: dict[str, object]) -> None:
+    command = [str(c) for c in service["command"]]  # type: ignore[attr-defined]
+    user = service.get("user")
+    if user:
+        pw = pwd.getpwnam(str(user))
+        os.initgroups(pw.pw_name, pw.pw_gid)
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+        os.environ["HOME"] = pw.pw_dir
+        os.environ["USER"] = pw.pw_name
+    log(f"exec {' '.join(command)}" + (f" as {user}" if user else ""))
+    os.execvp(command[0], command)
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[1] if len(argv) > 1 else "run"
+    work = tempfile.mkdtemp(prefix="saline-", dir="/run" if os.access("/run", os.W_OK) else None)
+    if mode == "warm":
+        try:
+            return warm(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    with open(SERVICE_JSON) as fh:
+        service = json.load(fh)
+    try:
+        if mode == "install":
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            code = salt_call(work, service["install"], None, {"noservices": True})
+            if os.environ.get("SALINE_APT_CACHE") == "1":
+                # The package cache is a volume shared by builds: keep it, drop the indexes.
+                for f in os.listdir("/var/cache/apt"):
+                    if f.endswith(".bin"):
+                        os.remove(os.path.join("/var/cache/apt", f))
+            else:
+                subprocess.run(["apt-get", "clean"], check=False)
+            shutil.rmtree("/var/lib/apt/lists", ignore_errors=True)
+            os.makedirs("/var/lib/apt/lists/partial", exist_ok=True)
+            return code
+        if mode in ("run", "configure", "bootstrap"):
+            pdir = write_pillar(work)
+            if service["configure"]:
+                code = salt_call(work, service["configure"], pdir, {"noservices": True})
+                if code:
+                    log("configure failed")
+                    return code
+            if mode == "configure":
+                return 0
+            if mode == "bootstrap":
+                tasks = {t["name"]: t for t in service["bootstrap"]}
+                name = argv[2] if len(argv) > 2 else ""
+                if name not in tasks:
+                    log(f"unknown bootstrap task {name!r} (tasks: {', '.join(tasks) or 'none'})")
+                    return 2
+                return salt_call(work, tasks[name]["states"], pdir, {"noservices": True})
+            shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
+            exec_command(service)
+        log(f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | warm")
+        return 2
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,50 @@
+"""The model's images: which services it uses, their tags, building and pushing them.
+
+Planning is pure (:func:`model_images`); :func:`build_images` drives podman through
+:mod:`saline.build.builder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .build.builder import Builder, BuildResult
+from .build.graph import ImageSpec, plan_images
+from .formulas import Formula, FormulaSet, Service
+from .model import Model
+from .runtime.podman import Podman
+
+
+def model_services(model: Model, formulas: FormulaSet) -> dict[str, tuple[Formula, Service]]:
+    """Every service some node of the model runs, by name."""
+    out: dict[str, tuple[Formula, Service]] = {}
+    for node in model.node_names():
+        compiled = model.node(node)
+        for svc in formulas.node_services(node, compiled.applications, compiled.parameters):
+            out[svc.name] = (svc.formula, svc.spec)
+    return out
+
+
+def model_images(model: Model, formulas: FormulaSet) -> list[ImageSpec]:
+    """The build plan for the model's services, in build order. Pure."""
+    return plan_images(model_services(model, formulas))
+
+
+def image_list(model: Model, formulas: FormulaSet, registry: str | None) -> list[dict[str, str]]:
+    """``[{service, image}]`` with full references, for scripts."""
+    return [
+        {"service": s.name, "image": s.ref(registry)}
+        for s in model_images(model, formulas)
+        if s.kind == "service"
+    ]
+
+
+def build_images(
+    model: Model,
+    formulas: FormulaSet,
+    registry: str | None,
+    push: bool,
+    progress: Callable[[str], None],
+) -> list[BuildResult]:
+    builder = Builder(Podman.default(), registry, progress)
+    return builder.ensure(model_images(model, formulas), push=push)
