@@ -99,37 +99,35 @@ class Builder:
         self.apt_cache = os.path.join(state_dir(), "apt-cache")
 
     def ensure(self, specs: list[ImageSpec], push: bool = False) -> list[BuildResult]:
+        # Local names do not depend on the registry (localhost/saline/NAME:DIGEST), so
+        # naming another registry never rebuilds anything; pushes copy to REGISTRY/...
         by_name = {s.name: s for s in specs}
         results = []
         for spec in specs:
-            ref = spec.ref(self.registry)
+            local = spec.ref(None)
+            remote = spec.ref(self.registry) if self.registry else local
             t = time.monotonic()
-            if self.podman.image_exists(ref):
+            if self.podman.image_exists(local):
                 status = "cached"
             elif self.registry and registry_has(self.registry, spec):
-                self.podman.pull(ref)
+                self.podman.pull(remote)
+                self.podman.tag(remote, local)
                 status = "pulled"
             else:
-                parent = by_name[spec.parent].ref(self.registry) if spec.parent else None
+                parent = by_name[spec.parent].ref(None) if spec.parent else None
                 self.progress(f"{spec.name:<12} building ...")
-                self._build(spec, ref, parent)
+                self._build(spec, local, parent)
                 status = "built"
             pushed = False
             if push and self.registry and not registry_has(self.registry, spec):
-                self.podman.push(ref)
+                self.podman.push(local, remote)
                 pushed = True
-            r = BuildResult(
-                spec.name,
-                ref,
-                status,
-                time.monotonic() - t,
-                self.podman.image_size(ref) / 1e6,
-                pushed,
-            )
+            size = self.podman.image_size(local) / 1e6
+            r = BuildResult(spec.name, remote, status, time.monotonic() - t, size, pushed)
             self.progress(
                 f"{spec.name:<12} {status:<7} {r.seconds:6.1f}s {r.size_mb:7.1f} MB"
                 + ("  pushed" if pushed else "")
-                + f"  {ref}"
+                + f"  {remote}"
             )
             results.append(r)
         return results

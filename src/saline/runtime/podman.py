@@ -102,8 +102,11 @@ class Podman:
     def pull(self, ref: str) -> None:
         self._run(["pull", "--tls-verify=false", ref])
 
-    def push(self, ref: str) -> None:
-        self._run(["push", "--tls-verify=false", ref])
+    def push(self, local: str, remote: str) -> None:
+        self._run(["push", "--tls-verify=false", local, f"docker://{remote}"])
+
+    def tag(self, ref: str, new: str) -> None:
+        self._run(["tag", ref, new])
 
     def image_size(self, ref: str) -> int:
         out = self._run(["image", "inspect", "--format", "{{.Size}}", ref]).stdout.strip()

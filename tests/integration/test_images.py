@@ -1,0 +1,194 @@
+"""The image pipeline for real: podman builds, Debian's docker-registry, the entrypoint.
+
+The images are built once per machine (tags are digests: a second session finds them);
+the first test here builds every image of the example model if it is missing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from saline.model import load_model
+from saline.model.secrets import secret_values
+from saline.runtime.registry import LocalRegistry
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "openstack")
+SALINE = str(Path(sys.executable).parent / "saline")
+SERVICES = ["glance-api", "haproxy", "keystone", "mariadb", "memcached", "rabbitmq"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if shutil.which("docker-registry") is None or shutil.which("podman") is None:
+        pytest.skip("needs docker-registry and podman (scripts/install installs them)")
+    address = f"127.0.0.1:{_free_port()}"
+    reg = LocalRegistry(address, str(tmp_path_factory.mktemp("registry")))
+    reg.start()
+    yield address
+    reg.stop()
+
+
+def saline(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SALINE, *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def built(registry: str) -> list[dict[str, object]]:
+    done = saline("build", "--model", EXAMPLE, "--registry", registry, "--push", "--format", "json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results: list[dict[str, object]] = json.loads(done.stdout)
+    return results
+
+
+def test_build_pushes_every_image(built: list[dict[str, object]], registry: str) -> None:
+    assert [r["name"] for r in built] == ["base", "salt", *SERVICES]
+    assert all(r["pushed"] for r in built)
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog") as r:
+        repos = json.load(r)["repositories"]
+    assert sorted(repos) == sorted(f"saline/{n}" for n in ["base", "salt", *SERVICES])
+
+
+def test_images_lists_what_was_built(built: list[dict[str, object]], registry: str) -> None:
+    listed = json.loads(
+        saline("images", "--model", EXAMPLE, "--registry", registry, "--format", "json").stdout
+    )
+    refs = {r["name"]: r["ref"] for r in built}
+    assert listed == [{"service": s, "image": refs[s]} for s in SERVICES]
+
+
+def test_a_second_build_builds_and_pushes_nothing(
+    built: list[dict[str, object]], registry: str
+) -> None:
+    again = saline(
+        "build", "--model", EXAMPLE, "--registry", registry, "--push", "--format", "json"
+    )
+    assert again.returncode == 0, again.stderr
+    results = json.loads(again.stdout)
+    assert {r["status"] for r in results} == {"cached"}
+    assert not any(r["pushed"] for r in results)
+
+
+def _blobs(registry: str, repo: str, tag: str) -> Iterator[tuple[str, bytes]]:
+    accept = (
+        "application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.docker.distribution.manifest.v2+json"
+    )
+    req = urllib.request.Request(
+        f"http://{registry}/v2/{repo}/manifests/{tag}", headers={"Accept": accept}
+    )
+    with urllib.request.urlopen(req) as r:
+        manifest = json.load(r)
+    for desc in [manifest["config"], *manifest["layers"]]:
+        with urllib.request.urlopen(f"http://{registry}/v2/{repo}/blobs/{desc['digest']}") as r:
+            yield desc["mediaType"], r.read()
+
+
+def test_no_secret_of_the_model_is_in_any_image(
+    built: list[dict[str, object]], registry: str
+) -> None:
+    secrets = set()
+    model = load_model(EXAMPLE)
+    for node in model.node_names():
+        secrets |= secret_values(model.node(node).parameters)
+    assert len(secrets) >= 5
+    needles = [s.encode() for s in secrets]
+    scanned = 0
+    for r in built:
+        repo, tag = str(r["ref"]).split("/", 1)[1].rsplit(":", 1)
+        for media, blob in _blobs(registry, repo, tag):
+            data = gzip.decompress(blob) if "gzip" in media else blob
+            if "tar" in media:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    for member in tar:
+                        f = tar.extractfile(member) if member.isfile() else None
+                        content = f.read() if f else b""
+                        for needle in needles:
+                            assert needle not in content, f"{r['name']}: a secret in {member.name}"
+                        scanned += 1
+            else:
+                for needle in needles:
+                    assert needle not in data, f"{r['name']}: a secret in the image config"
+    assert scanned > 10000  # every file of every layer was read
+
+
+def test_the_container_configures_itself_from_the_mounted_pillar(
+    built: list[dict[str, object]], tmp_path: Path
+) -> None:
+    from saline.runtime.podman import Podman
+
+    image = next(str(r["ref"]) for r in built if r["name"] == "memcached").split("/", 1)[1]
+    pillar = tmp_path / "pillar.json"
+    pillar.write_text(json.dumps(load_model(EXAMPLE).node("ctl01.openstack.local").parameters))
+    podman = Podman.default()
+    name = f"saline-test-mc-{_free_port()}"
+    podman.run_detached(
+        name, f"localhost/{image}", [], [], [f"{pillar}:/run/saline/pillar.json:ro,Z"]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "exec" not in podman.logs(name) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "exec /bin/sh -c exec /usr/bin/memcached" in podman.logs(name)
+        assert "-m 64" in podman.exec(name, ["cat", "/etc/memcached.conf"])
+        # The service itself is PID 1 (signals reach it), running as memcache.
+        status = podman.exec(name, ["cat", "/proc/1/status"])
+        assert "Name:\tmemcached" in status
+    finally:
+        podman.remove(name)
+
+
+def test_a_failing_install_state_stops_the_build_and_a_rerun_resumes(
+    registry: str, tmp_path: Path
+) -> None:
+    formulas = tmp_path / "formulas"
+    shutil.copytree(REPO / "formulas", formulas)
+    (formulas / "haproxy" / "install.sls").write_text(
+        "haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy, no-such-package-saline]\n"
+    )
+    broken = saline(
+        "build", "--model", EXAMPLE, "--formulas", str(formulas), "--registry", registry
+    )
+    assert broken.returncode == 1
+    assert "image haproxy: install state failed: haproxy_packages:" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    (formulas / "haproxy" / "install.sls").write_text(
+        "haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy]\n# fixed\n"
+    )
+    fixed = saline(
+        "build",
+        "--model",
+        EXAMPLE,
+        "--formulas",
+        str(formulas),
+        "--registry",
+        registry,
+        "--format",
+        "json",
+    )
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    status = {r["name"]: r["status"] for r in json.loads(fixed.stdout)}
+    assert status["haproxy"] == "built"
+    assert all(status[n] == "cached" for n in ["base", "salt", "keystone", "glance-api", "mariadb"])

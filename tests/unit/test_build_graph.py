@@ -1,0 +1,88 @@
+"""The image build graph: tags are digests of inputs. Pure: nothing is built here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from saline.build.graph import plan_images
+from saline.formulas import FormulaSet
+from saline.images import image_list
+from saline.model import load_model
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "openstack")
+
+
+def tags(formula_dir: Path | str) -> dict[str, str]:
+    fs = FormulaSet([str(formula_dir)])
+    return {s.name: s.tag for s in plan_images(dict(fs.services))}
+
+
+def test_order_and_parents() -> None:
+    fs = FormulaSet([str(REPO / "formulas")])
+    specs = plan_images(dict(fs.services))
+    assert [s.name for s in specs[:2]] == ["base", "salt"]
+    assert specs[0].parent is None and specs[1].parent == "base"
+    assert all(s.parent == "salt" and s.kind == "service" for s in specs[2:])
+
+
+def test_same_inputs_same_tags(tmp_path: Path) -> None:
+    copy = tmp_path / "formulas"
+    shutil.copytree(REPO / "formulas", copy)
+    assert tags(REPO / "formulas") == tags(copy)  # where the files live does not matter
+
+
+def test_changing_one_formula_changes_only_its_images(tmp_path: Path) -> None:
+    copy = tmp_path / "formulas"
+    shutil.copytree(REPO / "formulas", copy)
+    before = tags(copy)
+    template = copy / "keystone" / "files" / "keystone.conf.j2"
+    template.write_text(template.read_text() + "# one more line\n")
+    after = tags(copy)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"keystone"}
+
+
+def test_a_formula_with_two_services_rebuilds_both(tmp_path: Path) -> None:
+    copy = tmp_path / "formulas"
+    shutil.copytree(REPO / "formulas", copy)
+    meta = copy / "memcached" / "formula.yml"
+    text = meta.read_text()
+    second = text.split("services:\n", 1)[1].replace("  memcached:", "  memcached-two:", 1)
+    meta.write_text(text + second)
+    before = tags(copy)
+    (copy / "memcached" / "install.sls").write_text(
+        (copy / "memcached" / "install.sls").read_text() + "\n# changed\n"
+    )
+    after = tags(copy)
+    assert {n for n in before if before[n] != after[n]} == {"memcached", "memcached-two"}
+
+
+def test_service_metadata_for_the_entrypoint() -> None:
+    fs = FormulaSet([str(REPO / "formulas")])
+    spec = next(s for s in plan_images(dict(fs.services)) if s.name == "keystone")
+    meta = json.loads(spec.generated["service.json"])
+    assert meta["command"] == ["/usr/bin/uwsgi", "--ini", "/etc/keystone/keystone-uwsgi.ini"]
+    assert meta["user"] == "keystone"
+    assert [t["name"] for t in meta["bootstrap"]] == ["db-sync", "keys", "identity"]
+    assert "formula/configure.sls" in spec.files
+    assert "FROM {parent}" in spec.generated["Containerfile"]
+
+
+def test_images_of_the_example_model() -> None:
+    model = load_model(EXAMPLE)
+    fs = FormulaSet([str(REPO / "formulas")])
+    listed = image_list(model, fs, "registry.example:5000")
+    assert [i["service"] for i in listed] == [
+        "glance-api",
+        "haproxy",
+        "keystone",
+        "mariadb",
+        "memcached",
+        "rabbitmq",
+    ]
+    assert all(
+        i["image"].startswith(f"registry.example:5000/saline/{i['service']}:") for i in listed
+    )
