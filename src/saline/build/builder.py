@@ -15,8 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,23 +67,6 @@ class BuildResult:
     pushed: bool = False
 
 
-def registry_has(registry: str, spec: ImageSpec) -> bool:
-    url = f"http://{registry}/v2/{spec.repository()}/manifests/{spec.tag}"
-    req = urllib.request.Request(
-        url,
-        method="HEAD",
-        headers={
-            "Accept": "application/vnd.oci.image.manifest.v1+json, "
-            "application/vnd.docker.distribution.manifest.v2+json"
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class Builder:
     def __init__(
         self,
@@ -109,7 +90,7 @@ class Builder:
             t = time.monotonic()
             if self.podman.image_exists(local):
                 status = "cached"
-            elif self.registry and registry_has(self.registry, spec):
+            elif self.registry and self.podman.remote_exists(remote):
                 self.podman.pull(remote)
                 self.podman.tag(remote, local)
                 status = "pulled"
@@ -119,7 +100,7 @@ class Builder:
                 self._build(spec, local, parent)
                 status = "built"
             pushed = False
-            if push and self.registry and not registry_has(self.registry, spec):
+            if push and self.registry and not self.podman.remote_exists(remote):
                 self.podman.push(local, remote)
                 pushed = True
             size = self.podman.image_size(local) / 1e6

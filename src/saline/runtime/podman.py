@@ -35,6 +35,13 @@ class PodmanError(SalineError):
         super().__init__(f"{' '.join(cmd[:4])} ... failed (exit {code}):\n{tail}")
 
 
+def _tls(ref: str) -> str:
+    """Verify TLS except for a registry on this machine (saline's own serves plain HTTP)."""
+    host = ref.split("/", 1)[0]
+    local = host.startswith(("127.", "localhost", "[::1]"))
+    return "false" if local else "true"
+
+
 @dataclass(frozen=True)
 class Podman:
     """podman with saline's containers.conf."""
@@ -100,10 +107,20 @@ class Podman:
         return self._run([*args, context], check=False)
 
     def pull(self, ref: str) -> None:
-        self._run(["pull", "--tls-verify=false", ref])
+        self._run(["pull", f"--tls-verify={_tls(ref)}", ref])
 
     def push(self, local: str, remote: str) -> None:
-        self._run(["push", "--tls-verify=false", local, f"docker://{remote}"])
+        self._run(["push", f"--tls-verify={_tls(remote)}", local, f"docker://{remote}"])
+
+    def remote_exists(self, ref: str) -> bool:
+        """Whether a registry has ``ref``, with podman's credentials (``podman login``)."""
+        proc = subprocess.run(
+            ["skopeo", "inspect", "--raw", f"--tls-verify={_tls(ref)}", f"docker://{ref}"],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+        )
+        return proc.returncode == 0
 
     def tag(self, ref: str, new: str) -> None:
         self._run(["tag", ref, new])
