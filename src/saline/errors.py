@@ -37,8 +37,8 @@ class Location:
         return ", ".join(parts)
 
 
-class ModelError(SalineError):
-    """A mistake in the model (YAML, classes, references, merges...)."""
+class LocatedError(SalineError):
+    """An error about something the user wrote: the message says where (file:line, ...)."""
 
     def __init__(self, message: str, location: Location | None = None) -> None:
         self.message = message
@@ -48,6 +48,10 @@ class ModelError(SalineError):
     def __str__(self) -> str:
         where = self.location.prefix()
         return f"{where}: {self.message}" if where else self.message
+
+
+class ModelError(LocatedError):
+    """A mistake in the model (YAML, classes, references, merges...)."""
 
 
 class ModelNotFoundError(ModelError):
@@ -126,17 +130,8 @@ class UsageError(SalineError):
     exit_code = 2
 
 
-class FormulaError(SalineError):
+class FormulaError(LocatedError):
     """A formula is broken: bad metadata, a missing state file, a template error."""
-
-    def __init__(self, message: str, location: Location | None = None) -> None:
-        self.message = message
-        self.location = location or Location()
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        where = self.location.prefix()
-        return f"{where}: {self.message}" if where else self.message
 
 
 class SaltError(SalineError):

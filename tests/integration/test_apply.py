@@ -23,6 +23,13 @@ def saline(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SALINE, *args], capture_output=True, text=True)
 
 
+def apply_on(host: SshHost, *args: str) -> subprocess.CompletedProcess[str]:
+    """`saline apply` of the example controller node on ``host``."""
+    return saline(
+        "apply", CTL, "--host", host.target, "--ssh-key", host.key, "--model", EXAMPLE, *args
+    )
+
+
 def test_apply_over_ssh_installs_configures_and_converges(
     ssh_host: SshHost, tmp_path: Path
 ) -> None:
@@ -65,15 +72,8 @@ def test_apply_over_ssh_installs_configures_and_converges(
 
 def test_apply_test_mode_shows_diffs_of_changed_config(ssh_host: SshHost) -> None:
     ssh_host.run("printf -- '-u memcache\\n-m 16\\n' > /etc/memcached.conf")
-    out = saline(
-        "apply",
-        CTL,
-        "--host",
-        ssh_host.target,
-        "--ssh-key",
-        ssh_host.key,
-        "--model",
-        EXAMPLE,
+    out = apply_on(
+        ssh_host,
         "--states",
         "memcached.configure",
         "--test",
@@ -98,15 +98,8 @@ def test_apply_reports_a_failing_state(ssh_host: SshHost, tmp_path: Path) -> Non
     (formulas / "memcached" / "install.sls").write_text(
         "memcached_packages:\n  pkg.installed:\n    - pkgs: [no-such-package-saline]\n"
     )
-    out = saline(
-        "apply",
-        CTL,
-        "--host",
-        ssh_host.target,
-        "--ssh-key",
-        ssh_host.key,
-        "--model",
-        EXAMPLE,
+    out = apply_on(
+        ssh_host,
         "--formulas",
         str(formulas),
         "--states",
@@ -120,15 +113,8 @@ def test_secrets_are_masked_in_diffs(ssh_host: SshHost) -> None:
     ssh_host.run(
         "groupadd glance && mkdir -p /etc/glance && echo '[DEFAULT]' > /etc/glance/glance-api.conf"
     )
-    out = saline(
-        "apply",
-        CTL,
-        "--host",
-        ssh_host.target,
-        "--ssh-key",
-        ssh_host.key,
-        "--model",
-        EXAMPLE,
+    out = apply_on(
+        ssh_host,
         "--states",
         "glance.configure",
         "--test",
