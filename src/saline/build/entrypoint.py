@@ -62,8 +62,10 @@ def salt_call(
     with open(os.path.join(conf, "minion"), "w") as fh:
         json.dump(minion, fh)
     code = "import sys, salt.scripts; sys.argv[0] = 'salt-call'; salt.scripts.salt_call()"
+    # -OO: the Salt layer carries docstring-free bytecode (see warm()).
     cmd = [
         sys.executable,
+        "-OO",
         "-c",
         code,
         "--local",
@@ -118,7 +120,69 @@ def warm(work: str) -> int:
         fh.write("base:\n  '*':\n    - p\n")
     with open(os.path.join(pdir, "p.sls"), "w") as fh:
         fh.write('#!json\n{"x": 1}\n')
-    return salt_call(work, ["warm"], pdir, {"noservices": True}, file_roots=roots)
+    code = salt_call(work, ["warm"], pdir, {"noservices": True}, file_roots=roots)
+    if code == 0:
+        sourceless(SITE)
+    return code
+
+
+# Folders from which Salt's loader loads modules itself: it reads bytecode there only from
+# __pycache__ next to the sources, so these keep their sources.
+SALT_LOADER_DIRS = {
+    "auth",
+    "beacons",
+    "cache",
+    "clouds",
+    "engines",
+    "executors",
+    "fileserver",
+    "grains",
+    "log_handlers",
+    "matchers",
+    "metaproxy",
+    "modules",
+    "netapi",
+    "output",
+    "pillar",
+    "pkgdb",
+    "pkgfiles",
+    "proxy",
+    "queues",
+    "renderers",
+    "returners",
+    "roster",
+    "runners",
+    "sdb",
+    "serializers",
+    "states",
+    "thorium",
+    "tokens",
+    "tops",
+    "utils",
+    "wheel",
+}
+
+
+def sourceless(site: str) -> None:
+    """Keep only bytecode for modules the warm run imported, outside Salt's loader folders:
+    ``pkg/__pycache__/mod.cpython-311.opt-2.pyc`` becomes ``pkg/mod.pyc`` and
+    ``pkg/mod.py`` goes (Python imports a lone legacy .pyc). Halves what those modules
+    weigh in the layer."""
+    for dirpath, _dirnames, _files in os.walk(site):
+        if os.path.basename(dirpath) != "__pycache__":
+            continue
+        pkg = os.path.dirname(dirpath)
+        rel = os.path.relpath(pkg, site).split(os.sep)
+        if rel[0] == "salt" and len(rel) > 1 and rel[1] in SALT_LOADER_DIRS:
+            continue
+        for name in os.listdir(dirpath):
+            if not name.endswith(".opt-2.pyc"):
+                continue
+            module = name.split(".")[0]
+            source = os.path.join(pkg, module + ".py")
+            if os.path.exists(source):
+                os.replace(os.path.join(dirpath, name), os.path.join(pkg, module + ".pyc"))
+                os.remove(source)
 
 
 def write_pillar(work: str) -> str:
