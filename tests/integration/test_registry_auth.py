@@ -1,0 +1,170 @@
+"""Naming another registry: one with TLS and credentials (Debian's docker-registry with a
+self-signed certificate and htpasswd auth). saline uses podman's own login
+(REGISTRY_AUTH_FILE) for pushes and for its existence checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from saline.runtime.podman import Podman
+
+pytestmark = pytest.mark.integration
+
+SALINE = str(Path(sys.executable).parent / "saline")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def secure_registry(tmp_path: Path) -> Iterator[str]:
+    for tool in ("docker-registry", "htpasswd", "openssl", "podman", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool} (scripts/install installs it)")
+    port = _free_port()
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with open(tmp_path / "htpasswd", "w") as fh:
+        subprocess.run(["htpasswd", "-Bbn", "saline", "s3cret-pass"], check=True, stdout=fh)
+    (tmp_path / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {tmp_path / 'cert.pem'}\n"
+        f"    key: {tmp_path / 'key.pem'}\n"
+        f"auth:\n  htpasswd:\n    realm: saline\n    path: {tmp_path / 'htpasswd'}\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(tmp_path / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "classes").mkdir(parents=True)
+    (model / "nodes").mkdir()
+    (model / "nodes" / "cache01.yml").write_text(
+        "applications: [memcached]\nparameters:\n  memcached:\n    server:\n      enabled: true\n"
+    )
+    auth = tmp_path / "auth.json"
+    env = {**Podman.default().env(), "REGISTRY_AUTH_FILE": str(auth)}
+    login = subprocess.run(
+        [
+            "podman",
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "saline",
+            "--password-stdin",
+            secure_registry,
+        ],
+        input="s3cret-pass",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert login.returncode == 0, login.stderr
+
+    done = subprocess.run(
+        [
+            SALINE,
+            "build",
+            "--model",
+            str(model),
+            "--registry",
+            secure_registry,
+            "--push",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = {r["name"]: r for r in json.loads(done.stdout)}
+    assert set(results) == {"base", "salt", "memcached"}
+    assert all(r["pushed"] for r in results.values())
+
+    ref = str(results["memcached"]["ref"])
+    with_login = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"], capture_output=True, env=env
+    )
+    assert with_login.returncode == 0
+    anonymous_env = {k: v for k, v in env.items() if k != "REGISTRY_AUTH_FILE"}
+    anonymous_env["REGISTRY_AUTH_FILE"] = str(tmp_path / "empty-auth.json")
+    anonymous = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+        capture_output=True,
+        env=anonymous_env,
+    )
+    assert anonymous.returncode != 0  # the registry really wants credentials
+
+    again = subprocess.run(
+        [
+            SALINE,
+            "build",
+            "--model",
+            str(model),
+            "--registry",
+            secure_registry,
+            "--push",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.returncode == 0
+    assert not any(r["pushed"] for r in json.loads(again.stdout))
+    os.remove(auth)
