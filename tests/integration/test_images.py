@@ -174,8 +174,9 @@ def test_a_failing_install_state_stops_the_build_and_a_rerun_resumes(
     assert broken.returncode == 1
     assert "image haproxy: install state failed: haproxy_packages:" in broken.stderr
     assert "Traceback" not in broken.stderr
+    # A formula no earlier run built (a fresh comment), so this image really gets built.
     (formulas / "haproxy" / "install.sls").write_text(
-        "haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy]\n# fixed\n"
+        f"haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy]\n# fixed {time.time_ns()}\n"
     )
     fixed = saline(
         "build",
@@ -192,3 +193,55 @@ def test_a_failing_install_state_stops_the_build_and_a_rerun_resumes(
     status = {r["name"]: r["status"] for r in json.loads(fixed.stdout)}
     assert status["haproxy"] == "built"
     assert all(status[n] == "cached" for n in ["base", "salt", "keystone", "glance-api", "mariadb"])
+
+
+def _ref(built: list[dict[str, object]], name: str) -> str:
+    return "localhost/" + next(str(r["ref"]) for r in built if r["name"] == name).split("/", 1)[1]
+
+
+def test_the_base_image_recipe(built: list[dict[str, object]]) -> None:
+    from saline.runtime.podman import Podman
+
+    podman = Podman.default()
+    out = podman._run(
+        [
+            "run",
+            "--rm",
+            _ref(built, "base"),
+            "sh",
+            "-c",
+            "cat /etc/apt/sources.list; /usr/sbin/policy-rc.d; echo policy=$?; echo PATH=$PATH;"
+            " ls /var/lib/apt/lists | grep -c _Packages || true",
+        ]
+    ).stdout
+    for suite in ("bookworm main", "bookworm-updates main", "bookworm-security main"):
+        assert suite in out
+    assert "policy=101" in out  # no package starts a service in a build
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in out
+    assert out.strip().splitlines()[-1] == "0"  # apt indexes cleaned
+
+
+def test_a_bootstrap_task_runs_once_and_exits(
+    built: list[dict[str, object]], tmp_path: Path
+) -> None:
+    from saline.runtime.podman import Podman
+
+    pillar = tmp_path / "pillar.json"
+    pillar.write_text(json.dumps(load_model(EXAMPLE).node("ctl01.openstack.local").parameters))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    out = Podman.default()._run(
+        [
+            "run",
+            "--rm",
+            "-v",
+            f"{pillar}:/run/saline/pillar.json:ro,Z",
+            "-v",
+            f"{keys}:/etc/keystone/fernet-keys:Z",
+            _ref(built, "keystone"),
+            "bootstrap",
+            "keys",
+        ]
+    )
+    assert out.returncode == 0
+    assert sorted(p.name for p in keys.iterdir()) == ["0", "1"]  # fernet keys, kept in the volume

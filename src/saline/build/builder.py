@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import SalineError
 from ..runtime.podman import Podman
 from ..state import state_dir
-from .graph import BASE_HOOKS, BASE_PACKAGES, PATH_ENV, SALT_REQUIREMENTS, ImageSpec
+from .graph import BASE_FILES, BASE_HOOKS, BASE_PACKAGES, PATH_ENV, SALT_REQUIREMENTS, ImageSpec
 from .rootfs import build_rootfs
 
 # Parts of Salt a masterless minion on Debian never loads (measured: 29 MB -> 26 MB).
@@ -119,7 +119,7 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix=f"saline-build-{spec.name}-") as ctx:
             if spec.kind == "base":
                 tar = os.path.join(ctx, "rootfs.tar")
-                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS)
+                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS, BASE_FILES)
                 self.podman.import_rootfs(
                     tar, ref, [f"ENV PATH={PATH_ENV}", "LABEL saline.image=base"]
                 )

@@ -28,14 +28,13 @@ ENTRYPOINT = os.path.join(HERE, "entrypoint.py")
 RECIPE_VERSION = "2"
 
 BASE_PACKAGES = ["python3", "ca-certificates"]
-# policy-rc.d: package scripts must not start services in a build; apt cleaned (minbase
-# never cleans: 136 MB stayed in one image).
+# apt cleaned (minbase never cleans: 136 MB stayed in one image).
 BASE_HOOKS = [
-    "printf '#!/bin/sh\\nexit 101\\n' > \"$1/usr/sbin/policy-rc.d\""
-    ' && chmod 755 "$1/usr/sbin/policy-rc.d"',
     'chroot "$1" apt-get clean && rm -rf "$1"/var/lib/apt/lists/*'
     ' && mkdir -p "$1/var/lib/apt/lists/partial"',
 ]
+# policy-rc.d: package scripts never start services in an image build (or a container).
+BASE_FILES = {"/usr/sbin/policy-rc.d": ("#!/bin/sh\nexit 101\n", 0o755)}
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 SALT_CONTAINERFILE = """\
@@ -121,7 +120,9 @@ class ImageSpec:
 
 def plan_images(services: dict[str, tuple[Formula, Service]]) -> list[ImageSpec]:
     """Images to build for ``services`` (name -> formula, spec), in build order."""
-    base_tag = _sha("base", RECIPE_VERSION, rootfs_digest(BASE_PACKAGES, BASE_HOOKS), PATH_ENV)
+    base_tag = _sha(
+        "base", RECIPE_VERSION, rootfs_digest(BASE_PACKAGES, BASE_HOOKS, BASE_FILES), PATH_ENV
+    )
     base = ImageSpec("base", "base", base_tag, None)
     with open(SALT_REQUIREMENTS) as fh:
         requirements = fh.read()

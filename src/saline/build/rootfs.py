@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
+import tarfile
 
 from ..errors import SalineError
 
@@ -54,22 +56,27 @@ def mmdebstrap_command(out: str, include: list[str], hooks: list[str]) -> list[s
     return [*cmd, SUITE, out, *debian_sources(mirror, security)]
 
 
-def rootfs_digest(include: list[str], hooks: list[str]) -> str:
+def rootfs_digest(
+    include: list[str], hooks: list[str], files: dict[str, tuple[str, int]] | None = None
+) -> str:
     """A digest of what goes into a rootfs, for tagging what is built from it."""
     mirror, security = default_mirrors()
-    text = "\n".join(
-        [SUITE, mirror, security, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    added = [f"{path}:{mode:o}:{text}" for path, (text, mode) in sorted((files or {}).items())]
+    parts = [SUITE, mirror, security, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
+    return hashlib.sha256("\n".join([*parts, *added]).encode()).hexdigest()[:16]
 
 
 class RootfsError(SalineError):
     pass
 
 
-def build_rootfs(out: str, include: list[str], hooks: list[str]) -> None:
+def build_rootfs(
+    out: str, include: list[str], hooks: list[str], files: dict[str, tuple[str, int]] | None = None
+) -> None:
     """Build the tarball ``out`` (written to a temporary name first, so a failed build
-    leaves nothing that looks finished)."""
+    leaves nothing that looks finished). ``files`` (path -> (text, mode)) are added to the
+    tarball afterwards: mmdebstrap's own cleanup would remove some of them (it deletes
+    /usr/sbin/policy-rc.d after the customize hooks)."""
     # mmdebstrap chooses the format by the name's extension: keep it last.
     stem, ext = os.path.splitext(out)
     tmp = f"{stem}.partial{ext}"
@@ -78,4 +85,11 @@ def build_rootfs(out: str, include: list[str], hooks: list[str]) -> None:
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RootfsError(f"mmdebstrap failed (exit {proc.returncode}):\n{tail}")
+    if files:
+        with tarfile.open(tmp, "a") as tar:
+            for path, (text, mode) in sorted(files.items()):
+                data = text.encode()
+                info = tarfile.TarInfo("./" + path.lstrip("/"))
+                info.size, info.mode, info.mtime = len(data), mode, 0
+                tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, out)
