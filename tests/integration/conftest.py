@@ -83,7 +83,8 @@ class SshHost:
         ).stdout
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -96,7 +97,7 @@ def ssh_host(podman: Podman, ssh_host_image: str, tmp_path: Path) -> Iterator[Ss
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     name = f"saline-test-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     podman.run_detached(
         name,
         ssh_host_image,

@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from integration.conftest import free_port
 from saline.model import load_model
 from saline.model.secrets import secret_values
 from saline.runtime.registry import LocalRegistry
@@ -33,18 +33,11 @@ SALINE = str(Path(sys.executable).parent / "saline")
 SERVICES = ["glance-api", "haproxy", "keystone", "mariadb", "memcached", "rabbitmq"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("docker-registry") is None or shutil.which("podman") is None:
         pytest.skip("needs docker-registry and podman (scripts/install installs them)")
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     reg = LocalRegistry(address, str(tmp_path_factory.mktemp("registry")))
     reg.start()
     yield address
@@ -143,7 +136,7 @@ def test_the_container_configures_itself_from_the_mounted_pillar(
     pillar = tmp_path / "pillar.json"
     pillar.write_text(json.dumps(load_model(EXAMPLE).node("ctl01.openstack.local").parameters))
     podman = Podman.default()
-    name = f"saline-test-mc-{_free_port()}"
+    name = f"saline-test-mc-{free_port()}"
     podman.run_detached(
         name, f"localhost/{image}", [], [], [f"{pillar}:/run/saline/pillar.json:ro,Z"]
     )

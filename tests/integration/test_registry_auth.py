@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from integration.conftest import free_port
 from saline.runtime.podman import Podman
 
 pytestmark = pytest.mark.integration
@@ -23,19 +24,12 @@ pytestmark = pytest.mark.integration
 SALINE = str(Path(sys.executable).parent / "saline")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def secure_registry(tmp_path: Path) -> Iterator[str]:
     for tool in ("docker-registry", "htpasswd", "openssl", "podman", "skopeo"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (scripts/install installs it)")
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [
             "openssl",
@@ -88,6 +82,27 @@ def secure_registry(tmp_path: Path) -> Iterator[str]:
         proc.wait(10)
 
 
+def build_and_push(
+    model: Path, registry: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            SALINE,
+            "build",
+            "--model",
+            str(model),
+            "--registry",
+            registry,
+            "--push",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
 def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "classes").mkdir(parents=True)
@@ -114,22 +129,7 @@ def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_p
     )
     assert login.returncode == 0, login.stderr
 
-    done = subprocess.run(
-        [
-            SALINE,
-            "build",
-            "--model",
-            str(model),
-            "--registry",
-            secure_registry,
-            "--push",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    done = build_and_push(model, secure_registry, env)
     assert done.returncode == 0, done.stderr[-2000:]
     results = {r["name"]: r for r in json.loads(done.stdout)}
     assert set(results) == {"base", "salt", "memcached"}
@@ -149,22 +149,7 @@ def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_p
     )
     assert anonymous.returncode != 0  # the registry really wants credentials
 
-    again = subprocess.run(
-        [
-            SALINE,
-            "build",
-            "--model",
-            str(model),
-            "--registry",
-            secure_registry,
-            "--push",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    again = build_and_push(model, secure_registry, env)
     assert again.returncode == 0
     assert not any(r["pushed"] for r in json.loads(again.stdout))
     os.remove(auth)
