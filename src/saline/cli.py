@@ -229,13 +229,14 @@ def render_results(results: list[Any], test: bool) -> list[str]:
 def _registry(args: argparse.Namespace) -> str:
     from .runtime.registry import DEFAULT_ADDRESS
 
-    return str(args.registry or os.environ.get("SALINE_REGISTRY") or DEFAULT_ADDRESS)
+    named = getattr(args, "registry", None)
+    return str(named or os.environ.get("SALINE_REGISTRY") or DEFAULT_ADDRESS)
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
     from .runtime.registry import LocalRegistry
 
-    reg = LocalRegistry.default(args.address)
+    reg = LocalRegistry.default(args.address or _registry(args))
     if args.action == "start":
         status = reg.start()
     elif args.action == "stop":
@@ -426,7 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
         "3 when it is not running.",
     )
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--address", default="127.0.0.1:5000", metavar="HOST:PORT")
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="where it listens (default: $SALINE_REGISTRY, else 127.0.0.1:5000)",
+    )
     _add_format(p, ("text", "json"), "text")
     p.set_defaults(func=cmd_registry)
 
