@@ -97,3 +97,18 @@ def test_other_environments_mistakes_do_not_break_a_node(tmp_path: Path) -> None
         },
     )
     assert Model(root).node("good").parameters["peers"] == {}
+
+
+def test_without_automatic_parameters_there_is_no_reclass_key(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        {
+            "reclass-config.yml": "automatic_parameters: false\n",
+            "classes/c.yml": "parameters: {a: 1}",
+            "nodes/n.yml": "classes: [c]",
+            "nodes/m.yml": "classes: [c]",  # the same class list: the shared expansion
+        },
+    )
+    model = Model(root)
+    assert model.node("n").parameters == {"a": 1}
+    assert model.node("m").parameters == {"a": 1}

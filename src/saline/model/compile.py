@@ -37,7 +37,7 @@ from .merge import merge
 from .resolve import CleanCache, Missing, Path, Resolver
 from .values import Expr, Query, needs_parse, parse_string
 
-_PLACEHOLDER_KEY = "_reclass_"
+_AUTOMATIC_KEY = "_reclass_"
 
 
 @dataclass
@@ -196,12 +196,12 @@ class Model:
         mapping_classes = self._mapped_classes(name, ent)
         key = (tuple(mapping_classes), tuple(ent.classes))
         shared = self._shared.get(key, _UNSET_STATE)
-        state: _State | None = None
         if shared is _UNSET_STATE:
             # Expand with a placeholder for _reclass_; share the result if nothing depended on it.
+            placeholder = {_AUTOMATIC_KEY: _PLACEHOLDER} if auto else {}
             try:
                 trial: _State | None = self._expand_classes(
-                    ent, mapping_classes, {_PLACEHOLDER_KEY: _PLACEHOLDER}, trial=True
+                    ent, mapping_classes, placeholder, trial=True
                 )
             except _NotShareable:
                 trial = None
@@ -209,7 +209,7 @@ class Model:
                 not self.config.automatic_parameters
                 or (
                     type(trial.parameters) is dict
-                    and trial.parameters.get(_PLACEHOLDER_KEY) is _PLACEHOLDER
+                    and trial.parameters.get(_AUTOMATIC_KEY) is _PLACEHOLDER
                 )
             )
             self._shared[key] = trial if ok else None
@@ -246,7 +246,7 @@ class Model:
             return {}
         parts = name.split(".")
         return {
-            _PLACEHOLDER_KEY: {
+            _AUTOMATIC_KEY: {
                 "name": {
                     "full": name,
                     "short": parts[-1],
@@ -539,7 +539,7 @@ class _ClassNameResolver(Resolver):
     touched_automatic = False
 
     def get(self, path: Path) -> Any:
-        if path and path[0] == _PLACEHOLDER_KEY:
+        if path and path[0] == _AUTOMATIC_KEY:
             self.touched_automatic = True
         return super().get(path)
 
@@ -557,7 +557,7 @@ def _with_automatic(params: Any, auto: dict[str, Any]) -> Any:
     if not auto:
         return params
     out = dict(params)
-    out[_PLACEHOLDER_KEY] = auto[_PLACEHOLDER_KEY]
+    out[_AUTOMATIC_KEY] = auto[_AUTOMATIC_KEY]
     return out
 
 
