@@ -72,10 +72,10 @@ def cmd_model_show(args: argparse.Namespace) -> int:
     node = model.node(args.node)
     data = node.as_dict()
     if args.key:
-        from .model.provenance import _value_at, parse_key
+        from .model.provenance import key_value, parse_key
 
         section, path = parse_key(args.key)
-        data = _value_at(data[section], path, args.node, section)
+        data = key_value(data[section], path, args.node, section)
     print(dump(data, args.format), end="" if args.format == "yaml" else "\n")
     return 0
 

@@ -88,9 +88,10 @@ class Builder:
             local = spec.ref(None)
             remote = spec.ref(self.registry) if self.registry else local
             t = time.monotonic()
+            in_registry: bool | None = None  # not asked yet
             if self.podman.image_exists(local):
                 status = "cached"
-            elif self.registry and self.podman.remote_exists(remote):
+            elif self.registry and (in_registry := self.podman.remote_exists(remote)):
                 self.podman.pull(remote)
                 self.podman.tag(remote, local)
                 status = "pulled"
@@ -100,7 +101,9 @@ class Builder:
                 self._build(spec, local, parent)
                 status = "built"
             pushed = False
-            if push and self.registry and not self.podman.remote_exists(remote):
+            if in_registry is None and push and self.registry:
+                in_registry = self.podman.remote_exists(remote)
+            if push and self.registry and not in_registry:
                 self.podman.push(local, remote)
                 pushed = True
             size = self.podman.image_size(local) / 1e6

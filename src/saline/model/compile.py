@@ -289,7 +289,7 @@ class Model:
                     f"classes include each other in a loop: {cycle}",
                     Location(owner.file, line, node, "classes"),
                 )
-            ent = self.files.klass(klass, owner)
+            ent = self.files.klass(klass)
             if ent is None:
                 if self._ignore_missing is not None and self._ignore_missing.match(klass):
                     continue

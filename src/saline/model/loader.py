@@ -159,7 +159,7 @@ class ModelFiles:
             self._nodes[name] = ent
         return ent
 
-    def klass(self, name: str, needed_by: Location) -> Entity | None:
+    def klass(self, name: str) -> Entity | None:
         """The class ``name``; None if it does not exist (the caller decides if that is fatal)."""
         ent = self._classes.get(name)
         if ent is None:

@@ -113,11 +113,11 @@ def explain(model: Model, node: str, key: str) -> dict[str, Any]:
         raise ModelError("explain needs a key path, e.g. keystone:server:bind:address")
     compiled = model.node(node)
     tree = compiled.parameters if section == "parameters" else compiled.exports
-    _value_at(tree, path, node, section)
+    key_value(tree, path, node, section)
     return _explain(model, node, section, path, tree, set(), 0)
 
 
-def _value_at(tree: Any, path: Path, node: str, section: str) -> Any:
+def key_value(tree: Any, path: Path, node: str, section: str) -> Any:
     v = tree
     for i, k in enumerate(path):
         if isinstance(v, dict) and k in v:
@@ -134,7 +134,7 @@ def _value_at(tree: Any, path: Path, node: str, section: str) -> Any:
 def _explain(
     model: Model, node: str, section: str, path: Path, tree: Any, seen: set[Path], depth: int
 ) -> dict[str, Any]:
-    value = _value_at(tree, path, node, section)
+    value = key_value(tree, path, node, section)
     entry: dict[str, Any] = {"key": ":".join((section, *path)), "value": value}
     found = contributions(model, node, section, path)
     if not found:
