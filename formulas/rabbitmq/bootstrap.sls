@@ -22,6 +22,9 @@ rabbitmq_permissions_{{ loop.index }}:
 
 rabbitmq_policy_{{ loop.index }}_{{ policy['name'] }}:
   cmd.run:
-    - name: rabbitmqctl set_policy -p '{{ vhost }}' '{{ policy['name'] }}' '{{ policy['pattern'] }}' '{{ policy['definition'] }}'
+    # A block scalar: the JSON definition's ": " would otherwise read as YAML.
+    - name: >-
+        rabbitmqctl set_policy -p '{{ vhost }}' '{{ policy['name'] }}'
+        '{{ policy['pattern'] }}' '{{ policy['definition'] }}'
 {%- endfor %}
 {%- endfor %}

@@ -292,6 +292,136 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the local stack ----------------------------------------------------------------------
+
+
+def _stack(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from .stack import load_stack
+
+    model = _model(args)
+    formulas = _formulas(args, model)
+    project = args.stack or os.environ.get("SALINE_STACK") or None
+    return load_stack(model, formulas, project), model, formulas
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    def progress(line: str) -> None:
+        if args.format != "json":
+            print(line, file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import time
+
+    from .stack import up
+
+    stack, model, formulas = _stack(args)
+    start = time.monotonic()
+    results = up(stack, model, formulas, _registry(args), _progress(args))
+    took = time.monotonic() - start
+    if args.format == "json":
+        data = {
+            "project": stack.plan.project,
+            "compose_file": stack.compose_file,
+            "seconds": round(took, 2),
+            "steps": [r.as_dict() for r in results],
+        }
+        print(dump(data, "json"))
+    else:
+        services = [r for r in results if r.kind == "service"]
+        ran = sum(1 for r in results if r.outcome == "ran")
+        print(
+            f"stack {stack.plan.project} is up: {len(services)} services healthy, "
+            f"{ran} bootstrap task(s) run, {took:.1f} s"
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .stack import down
+
+    stack, model, _ = _stack(args)
+    removed = down(stack, model, args.volumes)
+    if args.format == "json":
+        print(dump({"project": stack.plan.project, "volumes_removed": removed}, "json"))
+    else:
+        kept = "" if args.volumes else " (volumes kept; --volumes removes them)"
+        print(f"stack {stack.plan.project} is down{kept}")
+        for v in removed:
+            print(f"  removed volume {v}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .stack import status
+
+    stack, _, _ = _stack(args)
+    rows = status(stack)
+    if args.format == "json":
+        print(dump({"project": stack.plan.project, "services": rows}, "json"))
+        return 0
+    print(f"{'NAME':<22} {'KIND':<8} {'STATE':<12} {'HEALTH':<10} IMAGE")
+    for r in rows:
+        state = r["state"]
+        color = "32" if state == "running" or state == "exited (0)" else "33"
+        health = r["health"]
+        hcolor = "32" if health == "healthy" else "31"
+        image = r["image"] + ("" if r["current_image"] else "  (not the model's image)")
+        print(
+            f"{r['name']:<22} {r['kind']:<8} {_color(f'{state:<12}', color)} "
+            f"{_color(f'{health:<10}', hcolor) if health else ' ' * 10} {image}"
+        )
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .stack import logs
+
+    stack, _, _ = _stack(args)
+    sys.stdout.write(logs(stack, args.service, args.tail))
+    return 0
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from .stack import compose_text, write_stack
+
+    stack, model, _ = _stack(args)
+    if args.out:
+        path = write_stack(stack, model.root, args.out)
+        print(f"wrote {path} (pillar files: {os.path.join(stack.directory, 'pillar')})")
+        print(f"run it with: podman-compose -f {path} up -d")
+    else:
+        write_stack(stack, model.root)
+        sys.stdout.write(compose_text(stack, model.root))
+    return 0
+
+
+def cmd_openrc(args: argparse.Namespace) -> int:
+    from .stack import openrc, openrc_text
+
+    stack, _, _ = _stack(args)
+    env = openrc(stack)
+    print(dump(env, "json") if args.format == "json" else openrc_text(env), end="")
+    if args.format == "json":
+        print()
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from .smoke import run_smoke
+    from .stack import openrc
+
+    stack, _, _ = _stack(args)
+    report = run_smoke(openrc(stack), _progress(args))
+    if args.format == "json":
+        print(dump(report.as_dict(), "json"))
+    else:
+        print(f"smoke passed: {len(report.checks)} checks")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -461,7 +591,105 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_option(p)
     _add_format(p, ("text", "json"), "text")
     p.set_defaults(func=cmd_images)
+
+    _add_stack_commands(sub)
     return parser
+
+
+def _stack_parser(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    _add_model_option(p)
+    _add_formulas_option(p)
+    p.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="the stack's (compose project's) name "
+        "(default: $SALINE_STACK, else the model folder's name)",
+    )
+    return p
+
+
+def _add_stack_commands(sub: Any) -> None:
+    p = _stack_parser(
+        sub,
+        "up",
+        "start the model's services on podman (a local stack)",
+        "Build missing images, write each node's pillar and the compose file, and start "
+        "the stack on podman: one container per model node holding its address, its "
+        "services in that node's network, bootstrap tasks as one-shot containers (run "
+        "once; again only when their inputs change). Every service starts once what it "
+        "depends on is healthy. Running it again converges: what runs and matches the "
+        "model is left alone, what is missing, stopped or changed is (re)started. "
+        "Progress goes to stderr.",
+    )
+    _add_registry_option(p)
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_up)
+
+    p = _stack_parser(
+        sub,
+        "down",
+        "stop and remove the local stack",
+        "Stop and remove the stack's containers and network. Data volumes are kept "
+        "unless --volumes is given.",
+    )
+    p.add_argument("--volumes", action="store_true", help="also remove the data volumes")
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_down)
+
+    p = _stack_parser(
+        sub,
+        "status",
+        "each part of the local stack: state, health, image",
+        "Show every node container, service and bootstrap task of the stack: its state, "
+        "its health (checked now) and its image, and whether that is the model's image.",
+    )
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_status)
+
+    p = _stack_parser(
+        sub,
+        "logs",
+        "a service's logs",
+        "Print the logs of a service or bootstrap task of the stack (as named by "
+        "'saline status'), with the model's secrets masked.",
+    )
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    p.set_defaults(func=cmd_logs)
+
+    p = _stack_parser(
+        sub,
+        "compose",
+        "write the stack's compose file",
+        "Write the compose file of the stack (compose specification), to FILE or stdout, "
+        "and each node's pillar file (mode 0600) in saline's state folder, which the "
+        "compose file mounts. It also runs with plain 'podman-compose -f FILE up -d'.",
+    )
+    p.add_argument("--out", metavar="FILE", help="where to write it (default: stdout)")
+    p.set_defaults(func=cmd_compose)
+
+    p = _stack_parser(
+        sub,
+        "openrc",
+        "the admin's OS_* shell exports",
+        "Print the standard OS_* exports for the stack's admin user, from the model: "
+        'eval "$(saline openrc)"; openstack token issue',
+    )
+    _add_format(p, ("shell", "json"), "shell")
+    p.set_defaults(func=cmd_openrc)
+
+    p = _stack_parser(
+        sub,
+        "smoke",
+        "check the running stack with real OpenStack API calls",
+        "With openstacksdk and the openrc credentials: issue a token, check the service "
+        "catalog, create a project and a user (and get the user a token), upload an image "
+        "to glance and download it back with the same checksum, then delete all of it. "
+        "Exits non-zero naming the check that failed.",
+    )
+    _add_format(p, ("text", "json"), "text")
+    p.set_defaults(func=cmd_smoke)
 
 
 def _add_registry_option(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "build": BASE | {"formulas", "runtime"},
     "configs": BASE | {"model", "formulas", "salt"},
     "images": BASE | {"model", "formulas", "build", "runtime"},
+    "manifests": BASE | {"formulas"},
+    "stack": BASE | {"model", "formulas", "manifests", "images", "runtime"},
+    "smoke": BASE,
     "cli": {"*"},
 }
 

@@ -12,6 +12,14 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       as its user, so signals reach the service itself
   saline-entrypoint bootstrap TASK    one-shot task: configure, run the task's states, exit
   saline-entrypoint configure         configure only, then exit
+  saline-entrypoint health http URL [CODES] | tcp HOST PORT
+                                      one health probe (a compose healthcheck): exit 0
+                                      when healthy
+
+Before run, configure and bootstrap, the entrypoint waits until every ``host:port`` in
+$SALINE_WAIT_FOR (comma-separated) accepts connections, up to $SALINE_WAIT_TIMEOUT
+seconds (default 600): what a container needs is up before it starts, even where the
+compose runner cannot wait for health (podman-compose with podman < 4.6).
 
 The service's metadata (states, command, user) is /etc/saline/service.json, written at
 build time from its formula.yml. A failing state prints one line
@@ -24,9 +32,13 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 SITE = "/opt/saline/site"
 FORMULAS = "/srv/saline/formulas"
@@ -202,6 +214,50 @@ def write_pillar(work: str) -> str:
     return pdir
 
 
+def probe(argv: list[str]) -> int:
+    """One health probe; exit 0 when healthy. Standard library only, so every image has it."""
+    try:
+        if len(argv) >= 1 and argv[0] == "http":
+            codes = {int(c) for c in (argv[2] if len(argv) > 2 else "200").split(",")}
+            try:
+                with urllib.request.urlopen(argv[1], timeout=5) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            if status in codes:
+                return 0
+            print(f"HTTP {status} from {argv[1]}")
+            return 1
+        if len(argv) == 3 and argv[0] == "tcp":
+            socket.create_connection((argv[1], int(argv[2])), timeout=5).close()
+            return 0
+    except (OSError, ValueError) as e:
+        print(f"unhealthy: {e}")
+        return 1
+    log("usage: health http URL [CODES] | tcp HOST PORT")
+    return 2
+
+
+def wait_for(spec: str, timeout: float) -> None:
+    """Block until every host:port in ``spec`` accepts a TCP connection."""
+    deadline = time.monotonic() + timeout
+    for target in [t for t in spec.split(",") if t]:
+        host, _, port = target.rpartition(":")
+        logged = False
+        while True:
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    log(f"gave up waiting for {target} after {timeout:.0f} s")
+                    sys.exit(3)
+                if not logged:
+                    log(f"waiting for {target}")
+                    logged = True
+                time.sleep(1)
+
+
 def exec_command(service: dict[str, object]) -> None:
     command = [str(c) for c in service["command"]]  # type: ignore[attr-defined]
     user = service.get("user")
@@ -218,6 +274,10 @@ def exec_command(service: dict[str, object]) -> None:
 
 def main(argv: list[str]) -> int:
     mode = argv[1] if len(argv) > 1 else "run"
+    if mode == "health":
+        return probe(argv[2:])
+    if mode in ("run", "configure", "bootstrap") and os.environ.get("SALINE_WAIT_FOR"):
+        wait_for(os.environ["SALINE_WAIT_FOR"], float(os.environ.get("SALINE_WAIT_TIMEOUT", "600")))
     work = tempfile.mkdtemp(prefix="saline-", dir="/run" if os.access("/run", os.W_OK) else None)
     if mode == "warm":
         try:
@@ -258,7 +318,7 @@ def main(argv: list[str]) -> int:
                 return salt_call(work, tasks[name]["states"], pdir, {"noservices": True})
             shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
             exec_command(service)
-        log(f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | warm")
+        log(f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | health | warm")
         return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -80,6 +80,11 @@ class Port(_Strict):
 class BootstrapTask(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     states: list[str] = Field(min_length=1)
+    #: False (default): the task runs before its service starts, once the services it
+    #: depends on are healthy (db sync, keys). True: it talks to its own running service,
+    #: so it runs once that service is healthy (MariaDB databases, RabbitMQ users), and
+    #: the services depending on this one wait for it.
+    needs_running: bool = False
 
     _v = field_validator("states")(_check_sls)
 
@@ -100,6 +105,12 @@ class Service(_Strict):
     depends: list[str] = []
     #: Config file path -> what a change to it needs.
     config_files: dict[str, Literal["restart", "reload", "none"]] = {}
+    #: ``saline openrc``: OS_* variables, as format strings over the service's pillar
+    #: section (``"http://{bind[public_address]}:{bind[port]}/v3"``).
+    openrc: dict[Annotated[str, Field(pattern=r"^OS_[A-Z_]+$")], str] = {}
+    #: Data that outlives the container: volume name -> absolute path in the container.
+    #: The service's bootstrap tasks mount the same volumes.
+    volumes: dict[Annotated[str, Field(pattern=_NAME.pattern)], str] = {}
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
@@ -110,6 +121,14 @@ class Service(_Strict):
         for path in v:
             if not path.startswith("/"):
                 raise ValueError(f"{path!r}: config file paths are absolute")
+        return v
+
+    @field_validator("volumes")
+    @classmethod
+    def _absolute_mounts(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, path in v.items():
+            if not path.startswith("/"):
+                raise ValueError(f"volume {name}: {path!r} is not an absolute path")
         return v
 
 

@@ -7,9 +7,12 @@ saline through ``CONTAINERS_CONF``; /etc is left alone.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import SalineError
 from ..state import state_dir
@@ -135,6 +138,54 @@ class Podman:
     def exec(self, name: str, command: list[str]) -> str:
         return self._run(["exec", name, *command]).stdout
 
-    def logs(self, name: str) -> str:
-        proc = self._run(["logs", name], check=False)
+    def logs(self, name: str, tail: int | None = None) -> str:
+        args = ["logs", *(["--tail", str(tail)] if tail is not None else []), name]
+        proc = self._run(args, check=False)
         return proc.stdout + proc.stderr
+
+    def containers(self, label: str) -> list[dict[str, Any]]:
+        """``podman ps -a`` of the containers carrying ``label`` (``key=value``), as JSON."""
+        out = self._run(["ps", "-a", "--filter", f"label={label}", "--format", "json"]).stdout
+        found: list[dict[str, Any]] = json.loads(out or "[]")
+        return found
+
+    def healthcheck(self, name: str) -> tuple[bool, str]:
+        """Run the container's health check now (podman's timers need systemd)."""
+        proc = self._run(["healthcheck", "run", name], check=False)
+        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+    def wait(self, name: str) -> int:
+        """Block until the container exits; its exit code."""
+        out = self._run(["wait", name]).stdout.strip()
+        return int(out.splitlines()[-1]) if out else -1
+
+    def inspect_state(self, name: str) -> dict[str, Any] | None:
+        proc = self._run(["inspect", "--type", "container", name], check=False)
+        if proc.returncode != 0:
+            return None
+        state: dict[str, Any] = json.loads(proc.stdout)[0]["State"]
+        return state
+
+    def memory(self, names: list[str]) -> dict[str, int]:
+        """Current memory use in bytes by container name (``podman stats``)."""
+        if not names:
+            return {}
+        out = self._run(["stats", "--no-stream", "--format", "json", *names]).stdout
+        return {s["name"]: _bytes(s["mem_usage"].split("/")[0]) for s in json.loads(out or "[]")}
+
+    def remove_volume(self, name: str) -> None:
+        self._run(["volume", "rm", "-f", name], check=False)
+
+    def volumes(self, label: str) -> list[str]:
+        out = self._run(["volume", "ls", "--filter", f"label={label}", "--format", "json"]).stdout
+        return sorted(v["Name"] for v in json.loads(out or "[]"))
+
+
+def _bytes(text: str) -> int:
+    """``podman stats`` sizes ("281.5MB", "1.2GB", "512kB") in bytes."""
+    m = re.match(r"\s*([0-9.]+)\s*([kKMGT]?i?B)", text)
+    if not m:
+        return 0
+    scale = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    scale.update({"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4})
+    return int(float(m.group(1)) * scale.get(m.group(2), 1))

@@ -1,0 +1,1 @@
+"""Documents derived from a model: compose files for local stacks. Pure."""

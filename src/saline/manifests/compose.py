@@ -1,0 +1,427 @@
+"""The local stack as a compose document, and the order ``saline up`` starts it in. Pure.
+
+From the model and the formulas:
+
+* one **node container** per model node that runs services: the base image sleeping,
+  holding the node's address from the model (``_param:single_address``) on the stack's
+  network, so every address in the pillar means what it says. The node's services join
+  its network namespace (``network_mode: service:NODE``), as processes on one host would;
+* one container per **service instance** (node, service), configured at start from the
+  node's pillar, mounted read-only at ``/run/saline/pillar.json`` (secrets reach the
+  container only at run time, never the image or the compose file);
+* one **one-shot container per bootstrap task**, with its service's image, volumes and
+  pillar, running ``saline-entrypoint bootstrap TASK``;
+* named volumes for each service's data, one network with a subnet holding every node.
+
+The same dependencies are written twice, for two runners:
+
+* ``depends_on`` with compose conditions (``service_healthy``,
+  ``service_completed_successfully``), plus ``SALINE_WAIT_FOR`` (the entrypoint waits for
+  those ports), so plain ``podman-compose up`` also starts in a working order, even with
+  podman < 4.6 where podman-compose cannot wait for health;
+* :class:`Step` records for ``saline up``, which gates every start on real health checks
+  and runs each bootstrap task once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import Location, ModelError
+from ..formulas import Service, ServiceInstance
+from ..formulas.schema import Health
+
+#: Where the entrypoint reads the pillar (see saline-entrypoint).
+PILLAR_MOUNT = "/run/saline/pillar.json"
+#: The model value that places a node on the stack's network.
+ADDRESS_KEY = ("_param", "single_address")
+NETWORK = "stack"
+
+StepKind = Literal["node", "service", "task"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing ``saline up`` starts: a node container, a service, or a bootstrap task.
+
+    A node is done when it runs, a service when its health check passes, a task when it
+    exited 0. ``after`` names the steps that must be done first.
+    """
+
+    name: str  # the compose service name
+    kind: StepKind
+    node: str  # the model node
+    service: str | None  # the formula service (None for a node container)
+    after: tuple[str, ...]
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class StackNode:
+    name: str  # the model node, e.g. ctl01.openstack.local
+    short: str  # the compose service of its node container, e.g. ctl01
+    address: str
+    services: tuple[ServiceInstance, ...]
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    project: str
+    subnet: str
+    nodes: tuple[StackNode, ...]
+    steps: tuple[Step, ...]
+    document: dict[str, Any] = field(repr=False)
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def services(self) -> list[Step]:
+        return [s for s in self.steps if s.kind == "service"]
+
+
+def project_name(text: str) -> str:
+    """A compose project name from a folder name: lowercase letters, digits, '-' and '_'."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
+    return name or "saline"
+
+
+def pillar_digest(pillar: dict[str, Any]) -> str:
+    """Changes whenever the node's pillar does, so its containers are recreated."""
+    blob = json.dumps(pillar, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _address(node: str, pillar: dict[str, Any]) -> str:
+    value: Any = pillar
+    for k in ADDRESS_KEY:
+        value = value.get(k) if isinstance(value, dict) else None
+    key = "parameters:" + ":".join(ADDRESS_KEY)
+    if value is None:
+        raise ModelError(
+            f"node {node} runs services but has no {':'.join(ADDRESS_KEY)}: the local stack "
+            "places each node at that address",
+            _loc(node, key),
+        )
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise ModelError(f"{value!r} is not an IPv4 address", _loc(node, key)) from None
+
+
+def _loc(node: str, key: str) -> Location:
+    return Location(node=node, key=key)
+
+
+def stack_subnet(addresses: dict[str, str]) -> ipaddress.IPv4Network:
+    """The smallest network of at least /24 holding every node, whose first host (the
+    gateway) no node uses."""
+    ips = {n: ipaddress.IPv4Address(a) for n, a in addresses.items()}
+    first = min(ips.values())
+    for prefix in range(24, 15, -1):
+        net = ipaddress.IPv4Network(f"{first}/{prefix}", strict=False)
+        if all(ip in net for ip in ips.values()):
+            break
+    else:
+        spread = ", ".join(f"{n} {a}" for n, a in sorted(addresses.items()))
+        raise ModelError(f"node addresses do not fit in one /16 network: {spread}")
+    gateway = net.network_address + 1
+    for n, ip in sorted(ips.items()):
+        if ip == gateway:
+            raise ModelError(
+                f"{ip} is the stack network's gateway ({net}); give the node another address",
+                _loc(n, "parameters:" + ":".join(ADDRESS_KEY)),
+            )
+        if ip in (net.network_address, net.broadcast_address):
+            raise ModelError(f"{ip} is not a host address of {net}", _loc(n, "parameters"))
+    duplicates = {a for a in addresses.values() if list(addresses.values()).count(a) > 1}
+    if duplicates:
+        who = ", ".join(sorted(n for n, a in addresses.items() if a in duplicates))
+        raise ModelError(f"nodes {who} share the address {sorted(duplicates)[0]}")
+    return net
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def health_target(address: str, svc: Service) -> str | None:
+    """``host:port`` that answers once the service is up (what dependents wait for)."""
+    h = svc.health
+    if h.http is not None:
+        return f"{address}:{h.http.port}"
+    if h.tcp is not None:
+        return f"{address}:{h.tcp.port}"
+    if svc.ports:
+        return f"{address}:{svc.ports[0].port}"
+    return None
+
+
+def healthcheck_test(address: str, h: Health) -> list[str]:
+    if h.http is not None:
+        url = f"http://{address}:{h.http.port}{h.http.path}"
+        codes = ",".join(str(c) for c in h.http.status)
+        return ["CMD", "saline-entrypoint", "health", "http", url, codes]
+    if h.tcp is not None:
+        return ["CMD", "saline-entrypoint", "health", "tcp", address, str(h.tcp.port)]
+    assert h.exec is not None
+    return ["CMD", *h.exec.command]
+
+
+def _healthcheck(address: str, h: Health) -> dict[str, Any]:
+    return {
+        "test": healthcheck_test(address, h),
+        "interval": _duration(h.interval),
+        "timeout": _duration(h.timeout),
+        "start_period": _duration(h.start_period),
+        "retries": 3,
+    }
+
+
+def plan_stack(
+    project: str,
+    pillars: dict[str, dict[str, Any]],
+    services: dict[str, list[ServiceInstance]],
+    images: dict[str, str],
+    pillar_files: dict[str, str],
+) -> StackPlan:
+    """The stack of the model's nodes.
+
+    ``pillars`` and ``services``: each node's parameters and services; ``images``: image
+    reference by image name (``base`` and each service); ``pillar_files``: the host path
+    of each node's pillar file (written by the caller, mode 0600).
+    """
+    nodes: list[StackNode] = []
+    shorts: dict[str, str] = {}
+    for node in sorted(services):
+        if not services[node]:
+            continue
+        short = project_name(node.split(".")[0])
+        if short in shorts:
+            raise ModelError(
+                f"nodes {shorts[short]} and {node} would both be called {short!r} in the stack"
+            )
+        shorts[short] = node
+        address = _address(node, pillars[node])
+        nodes.append(StackNode(node, short, address, tuple(services[node])))
+    if not nodes:
+        raise ModelError("no node of the model runs a service of the formulas")
+    net = stack_subnet({n.name: n.address for n in nodes})
+
+    # Compose names: a service's own name when one node runs it, else SERVICE-NODE.
+    count: dict[str, int] = {}
+    for n in nodes:
+        for s in n.services:
+            count[s.name] = count.get(s.name, 0) + 1
+    names: dict[tuple[str, str], str] = {}
+    for n in nodes:
+        for s in n.services:
+            names[(n.name, s.name)] = s.name if count[s.name] == 1 else f"{s.name}-{n.short}"
+    taken = {n.short: n.name for n in nodes}
+    for (node, sname), cname in names.items():
+        for t in [cname] + [f"{cname}-{task.name}" for task in _spec(nodes, node, sname).bootstrap]:
+            if t in taken:
+                raise ModelError(f"two parts of the stack would be called {t!r}: rename a node")
+            taken[t] = node
+
+    by_service: dict[str, list[tuple[StackNode, ServiceInstance]]] = {}
+    for n in nodes:
+        for s in n.services:
+            by_service.setdefault(s.name, []).append((n, s))
+
+    steps: list[Step] = []
+    doc_services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+
+    def ready(dep: str, who: str, node: str) -> tuple[list[str], list[str], list[str]]:
+        """For a dependency: (its service steps, its needs_running tasks, its wait targets)."""
+        if dep not in by_service:
+            raise ModelError(
+                f"{who} depends on {dep}, which no node of the model runs",
+                _loc(node, "applications"),
+            )
+        svc_steps, task_steps, targets = [], [], []
+        for dn, ds in by_service[dep]:
+            cname = names[(dn.name, ds.name)]
+            svc_steps.append(cname)
+            task_steps += [f"{cname}-{t.name}" for t in ds.spec.bootstrap if t.needs_running]
+            target = health_target(dn.address, ds.spec)
+            if target:
+                targets.append(target)
+        return svc_steps, task_steps, targets
+
+    for n in nodes:
+        steps.append(Step(n.short, "node", n.name, None, ()))
+        doc_services[n.short] = {
+            "image": images["base"],
+            "command": ["sleep", "infinity"],
+            "hostname": n.short,
+            "networks": {NETWORK: {"ipv4_address": n.address}},
+            # It holds the network namespace and nothing else: nothing to stop cleanly.
+            "stop_signal": "SIGKILL",
+            "labels": {"saline.kind": "node", "saline.node": n.name},
+        }
+
+    for n in nodes:
+        digest = pillar_digest(pillars[n.name])
+        for inst in n.services:
+            spec = inst.spec
+            cname = names[(n.name, inst.name)]
+            dep_services: list[str] = []
+            dep_tasks: list[str] = []
+            dep_targets: list[str] = []
+            for dep in spec.depends:
+                s_, t_, w_ = ready(dep, f"service {inst.name} on {n.name}", n.name)
+                dep_services += s_
+                dep_tasks += t_
+                dep_targets += w_
+            mounts = [f"{pillar_files[n.name]}:{PILLAR_MOUNT}:ro"]
+            for vname, path in sorted(spec.volumes.items()):
+                volume = f"{n.short}-{inst.name}-{vname}"
+                volumes[volume] = {"labels": {"saline.node": n.name, "saline.service": inst.name}}
+                mounts.append(f"{volume}:{path}")
+            labels = {
+                "saline.node": n.name,
+                "saline.service": inst.name,
+                "saline.pillar": digest,
+            }
+
+            def container(
+                command: list[str] | None,
+                depends: dict[str, dict[str, str]],
+                wait: list[str],
+                kind: str,
+                inst: ServiceInstance = inst,
+                n: StackNode = n,
+                mounts: list[str] = mounts,
+                labels: dict[str, str] = labels,
+            ) -> dict[str, Any]:
+                c: dict[str, Any] = {"image": images[inst.name]}
+                if command:
+                    c["command"] = command
+                c["network_mode"] = f"service:{n.short}"
+                c["volumes"] = list(mounts)
+                env = {"SALINE_NODE": n.name}
+                if wait:
+                    env["SALINE_WAIT_FOR"] = ",".join(dict.fromkeys(wait))
+                c["environment"] = env
+                c["labels"] = {**labels, "saline.kind": kind}
+                c["depends_on"] = depends
+                return c
+
+            base_deps: dict[str, dict[str, str]] = {n.short: {"condition": "service_started"}}
+            for d in dep_services:
+                base_deps[d] = {"condition": "service_healthy"}
+            for d in dep_tasks:
+                base_deps[d] = {"condition": "service_completed_successfully"}
+            base_after = [n.short, *dep_services, *dep_tasks]
+
+            # Tasks before the service: in their order, after the dependencies are ready.
+            previous: str | None = None
+            for task in [t for t in spec.bootstrap if not t.needs_running]:
+                tname = f"{cname}-{task.name}"
+                deps = {k: dict(v) for k, v in base_deps.items()}
+                after = list(base_after)
+                if previous:
+                    deps[previous] = {"condition": "service_completed_successfully"}
+                    after.append(previous)
+                doc = container(["bootstrap", task.name], deps, dep_targets, "task")
+                doc["restart"] = "no"
+                doc["labels"]["saline.task"] = task.name
+                doc_services[tname] = doc
+                steps.append(Step(tname, "task", n.name, inst.name, tuple(after), task.name))
+                previous = tname
+
+            deps = {k: dict(v) for k, v in base_deps.items()}
+            after = list(base_after)
+            if previous:
+                deps[previous] = {"condition": "service_completed_successfully"}
+                after.append(previous)
+            doc = container(None, deps, dep_targets, "service")
+            doc["healthcheck"] = _healthcheck(n.address, spec.health)
+            doc_services[cname] = doc
+            steps.append(Step(cname, "service", n.name, inst.name, tuple(after)))
+
+            # Tasks that talk to the running service: once it is healthy.
+            previous = None
+            own_target = health_target(n.address, spec)
+            for task in [t for t in spec.bootstrap if t.needs_running]:
+                tname = f"{cname}-{task.name}"
+                deps = {
+                    n.short: {"condition": "service_started"},
+                    cname: {"condition": "service_healthy"},
+                }
+                after = [cname]
+                if previous:
+                    deps[previous] = {"condition": "service_completed_successfully"}
+                    after.append(previous)
+                doc = container(
+                    ["bootstrap", task.name], deps, [own_target] if own_target else [], "task"
+                )
+                doc["restart"] = "no"
+                doc["labels"]["saline.task"] = task.name
+                doc_services[tname] = doc
+                steps.append(Step(tname, "task", n.name, inst.name, tuple(after), task.name))
+                previous = tname
+
+    for doc in doc_services.values():
+        if doc["labels"]["saline.kind"] == "task":
+            # What a task ran with: `saline up` runs it again only when this changes.
+            doc["labels"]["saline.inputs"] = task_inputs(doc)
+        doc["labels"] = dict(sorted(doc["labels"].items()))
+
+    document: dict[str, Any] = {
+        "name": project,
+        "services": doc_services,
+        "networks": {
+            NETWORK: {
+                "ipam": {"config": [{"subnet": str(net), "gateway": str(net.network_address + 1)}]},
+                "labels": {"saline.stack": project},
+            }
+        },
+        "volumes": dict(sorted(volumes.items())),
+    }
+    return StackPlan(project, str(net), tuple(nodes), tuple(_ordered(steps)), document)
+
+
+def task_inputs(doc: dict[str, Any]) -> str:
+    """A digest of a task's container definition (image, pillar digest, command, mounts)."""
+    relevant = {k: v for k, v in doc.items() if k != "labels"}
+    relevant["pillar"] = doc.get("labels", {}).get("saline.pillar")
+    blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _spec(nodes: list[StackNode], node: str, service: str) -> Service:
+    for n in nodes:
+        if n.name == node:
+            for s in n.services:
+                if s.name == service:
+                    return s.spec
+    raise KeyError((node, service))
+
+
+def _ordered(steps: list[Step]) -> list[Step]:
+    """Topological order (stable: the order given breaks ties); a cycle is a model error."""
+    by_name = {s.name: s for s in steps}
+    done: set[str] = set()
+    out: list[Step] = []
+    pending = list(steps)
+    while pending:
+        progress = [s for s in pending if all(a in done for a in s.after)]
+        if not progress:
+            stuck = ", ".join(sorted(s.name for s in pending))
+            raise ModelError(f"the services depend on each other in a loop: {stuck}")
+        for s in progress:
+            done.add(s.name)
+            out.append(s)
+        pending = [s for s in pending if s.name not in done]
+    assert set(by_name) == done
+    return out

@@ -1,0 +1,97 @@
+"""The one place saline runs podman-compose (PyPI, pinned in pyproject.toml).
+
+podman-compose turns the compose file into podman containers, networks and volumes;
+saline calls it one service at a time (``up --no-deps``) so that it, not podman-compose,
+decides when each service may start: podman-compose cannot wait for health with podman
+< 4.6, and without systemd podman never runs health checks by itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from .podman import Podman, PodmanError
+
+PROJECT_LABEL = "io.podman.compose.project"
+SERVICE_LABEL = "io.podman.compose.service"
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container of the stack, as ``podman ps`` sees it."""
+
+    name: str
+    service: str  # the compose service
+    state: str  # created | running | exited | ...
+    exit_code: int
+    image: str
+    labels: dict[str, str]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class ComposeRunner:
+    podman: Podman
+    file: str
+    project: str
+
+    @classmethod
+    def default(cls, file: str, project: str) -> ComposeRunner:
+        return cls(Podman.default(), file, project)
+
+    def _compose(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "podman_compose", "-f", self.file, "-p", self.project, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.podman.env())
+        if proc.returncode != 0:
+            raise PodmanError(["podman-compose", *args], proc.returncode, proc.stdout + proc.stderr)
+        return proc
+
+    def up(self, services: list[str], recreate: bool = False) -> None:
+        """Create what is missing or changed and start ``services``, and only them."""
+        args = ["up", "-d", "--no-deps"]
+        if recreate:
+            args.append("--force-recreate")
+        self._compose([*args, *services])
+
+    def down(self, volumes: bool) -> None:
+        self._compose(["down", *(["--volumes"] if volumes else [])])
+
+    def containers(self) -> dict[str, Container]:
+        """The stack's containers by compose service."""
+        out: dict[str, Container] = {}
+        for c in self.podman.containers(f"{PROJECT_LABEL}={self.project}"):
+            labels: dict[str, str] = c.get("Labels") or {}
+            service = labels.get(SERVICE_LABEL, "")
+            out[service] = Container(
+                name=c["Names"][0],
+                service=service,
+                state=str(c.get("State", "")),
+                exit_code=int(c.get("ExitCode", 0) or 0),
+                image=str(c.get("Image", "")),
+                labels=labels,
+            )
+        return out
+
+    def volumes(self) -> list[str]:
+        return self.podman.volumes(f"{PROJECT_LABEL}={self.project}")
+
+    def healthcheck(self, container: str) -> tuple[bool, str]:
+        return self.podman.healthcheck(container)
+
+    def wait(self, container: str) -> int:
+        return self.podman.wait(container)
+
+    def state(self, container: str) -> dict[str, Any] | None:
+        return self.podman.inspect_state(container)
+
+    def logs(self, container: str, tail: int | None = None) -> str:
+        return self.podman.logs(container, tail)
+
+    def memory(self, containers: list[str]) -> dict[str, int]:
+        return self.podman.memory(containers)

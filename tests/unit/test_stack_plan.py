@@ -1,0 +1,233 @@
+"""The local stack's plan and compose document. Pure: nothing is started here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from saline.errors import ModelError
+from saline.formulas import FormulaSet
+from saline.manifests.compose import stack_subnet
+from saline.model import load_model
+from saline.stack import Stack, compose_text, load_stack, openrc, openrc_text
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "openstack"
+FORMULAS = str(REPO / "formulas")
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+
+
+def stack_of(model_dir: Path | str = EXAMPLE) -> Stack:
+    # One project name: the copies' folder names differ from the example's.
+    return load_stack(load_model(str(model_dir)), FormulaSet([FORMULAS]), "openstack")
+
+
+def services(stack: Stack) -> dict[str, Any]:
+    out: dict[str, Any] = stack.plan.document["services"]
+    return out
+
+
+def copy_example(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+def test_every_node_holds_its_address_and_its_services_join_it() -> None:
+    stack = stack_of()
+    svc = services(stack)
+    nodes = {s.name: s.node for s in stack.plan.steps if s.kind == "node"}
+    assert nodes == {
+        "ctl01": "ctl01.openstack.local",
+        "dbs01": "dbs01.openstack.local",
+        "msg01": "msg01.openstack.local",
+        "prx01": "prx01.openstack.local",
+    }
+    assert svc["dbs01"]["networks"]["stack"]["ipv4_address"] == "10.10.0.10"
+    assert svc["prx01"]["networks"]["stack"]["ipv4_address"] == "10.10.0.40"
+    assert stack.plan.subnet == "10.10.0.0/24"
+    net = stack.plan.document["networks"]["stack"]["ipam"]["config"][0]
+    assert net == {"subnet": "10.10.0.0/24", "gateway": "10.10.0.1"}
+    assert svc["keystone"]["network_mode"] == "service:ctl01"
+    assert svc["glance-api"]["network_mode"] == "service:ctl01"
+    assert svc["mariadb"]["network_mode"] == "service:dbs01"
+    assert svc["mariadb-databases"]["network_mode"] == "service:dbs01"
+
+
+def test_services_tasks_and_their_names() -> None:
+    stack = stack_of()
+    kinds = {s.name: s.kind for s in stack.plan.steps}
+    assert {n for n, k in kinds.items() if k == "service"} == {
+        "glance-api",
+        "haproxy",
+        "keystone",
+        "mariadb",
+        "memcached",
+        "rabbitmq",
+    }
+    assert {n for n, k in kinds.items() if k == "task"} == {
+        "glance-api-db-sync",
+        "glance-api-register",
+        "keystone-db-sync",
+        "keystone-keys",
+        "keystone-identity",
+        "mariadb-databases",
+        "rabbitmq-vhosts",
+    }
+    task = services(stack)["keystone-db-sync"]
+    assert task["command"] == ["bootstrap", "db-sync"]
+    assert task["restart"] == "no"
+    # A task mounts its service's volumes: keys written by one are the service's keys.
+    assert (
+        services(stack)["keystone-keys"]["volumes"][1:]
+        == services(stack)["keystone"]["volumes"][1:]
+    )
+
+
+def test_order_follows_depends_and_bootstrap_phases() -> None:
+    stack = stack_of()
+    order = [s.name for s in stack.plan.steps]
+
+    def before(a: str, b: str) -> bool:
+        return order.index(a) < order.index(b)
+
+    # MariaDB runs, then its databases; only then keystone's db sync, keys and identity.
+    assert before("dbs01", "mariadb")
+    assert before("mariadb", "mariadb-databases")
+    assert before("mariadb-databases", "keystone-db-sync")
+    assert before("keystone-db-sync", "keystone-keys") and before(
+        "keystone-keys", "keystone-identity"
+    )
+    assert before("keystone-identity", "keystone")
+    # glance's tasks need keystone healthy (its depends), glance-api needs them.
+    assert before("keystone", "glance-api-db-sync")
+    assert before("glance-api-register", "glance-api")
+    assert stack.plan.step("mariadb-databases").after == ("mariadb",)
+    assert set(stack.plan.step("keystone").after) == {
+        "ctl01",
+        "mariadb",
+        "memcached",
+        "mariadb-databases",
+        "keystone-identity",
+    }
+
+
+def test_compose_conditions_and_waits_match_the_steps() -> None:
+    svc = services(stack_of())
+    deps = svc["keystone"]["depends_on"]
+    assert deps["mariadb"] == {"condition": "service_healthy"}
+    assert deps["mariadb-databases"] == {"condition": "service_completed_successfully"}
+    assert deps["keystone-identity"] == {"condition": "service_completed_successfully"}
+    assert deps["ctl01"] == {"condition": "service_started"}
+    # Where podman-compose cannot wait for health, the entrypoint waits for these ports.
+    assert svc["keystone-db-sync"]["environment"]["SALINE_WAIT_FOR"] == (
+        "10.10.0.10:3306,10.10.0.30:11211"
+    )
+    assert svc["mariadb-databases"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.10:3306"
+    assert svc["glance-api-register"]["environment"]["SALINE_WAIT_FOR"] == (
+        "10.10.0.10:3306,10.10.0.30:5000,10.10.0.30:11211"
+    )
+    # Health checks probe the node's address, as the dependents will reach it.
+    assert svc["keystone"]["healthcheck"]["test"][:5] == [
+        "CMD",
+        "saline-entrypoint",
+        "health",
+        "http",
+        "http://10.10.0.30:5000/v3",
+    ]
+    assert svc["mariadb"]["healthcheck"]["test"] == [
+        "CMD",
+        "mariadb-admin",
+        "--protocol=socket",
+        "ping",
+    ]
+
+
+def test_secrets_stay_out_of_the_compose_file() -> None:
+    stack = stack_of()
+    text = compose_text(stack, str(EXAMPLE))
+    assert stack.secrets  # the example has secrets...
+    for secret in stack.secrets:
+        assert secret not in text  # ...and the compose file names none of them
+    pillar_mount = services(stack)["keystone"]["volumes"][0]
+    assert pillar_mount.endswith(":/run/saline/pillar.json:ro")
+    assert "ctl01.openstack.local.json" in pillar_mount
+
+
+def test_the_document_is_deterministic() -> None:
+    assert compose_text(stack_of(), str(EXAMPLE)) == compose_text(stack_of(), str(EXAMPLE))
+
+
+def test_a_pillar_change_reaches_only_its_node(tmp_path: Path) -> None:
+    before = services(stack_of())
+    model = copy_example(tmp_path)
+    node = model / "nodes" / "dbs01.openstack.local.yml"
+    node.write_text(node.read_text() + "  mysql:\n    server:\n      max_connections: 500\n")
+    after = services(stack_of(model))
+    changed = {
+        name
+        for name in before
+        if before[name]["labels"] != after[name]["labels"]
+        or before[name].get("environment") != after[name].get("environment")
+    }
+    # The node's service and its task see a new pillar (recreated, task run again).
+    assert changed == {"mariadb", "mariadb-databases"}
+    assert (
+        before["mariadb-databases"]["labels"]["saline.inputs"]
+        != (after["mariadb-databases"]["labels"]["saline.inputs"])
+    )
+
+
+def test_a_node_without_an_address_is_named(tmp_path: Path) -> None:
+    model = copy_example(tmp_path)
+    node = model / "nodes" / "msg01.openstack.local.yml"
+    node.write_text(node.read_text().replace("    single_address: 10.10.0.20\n", ""))
+    with pytest.raises(ModelError) as e:
+        stack_of(model)
+    msg = str(e.value)
+    assert "node msg01.openstack.local" in msg
+    assert "_param:single_address" in msg
+
+
+def test_a_bad_address_is_named(tmp_path: Path) -> None:
+    model = copy_example(tmp_path)
+    node = model / "nodes" / "msg01.openstack.local.yml"
+    node.write_text(node.read_text().replace("10.10.0.20", "10.10.0.300"))
+    with pytest.raises(ModelError, match=r"node msg01.openstack.local.*'10.10.0.300' is not"):
+        stack_of(model)
+
+
+def test_a_dependency_no_node_runs_is_an_error(tmp_path: Path) -> None:
+    model = copy_example(tmp_path)
+    (model / "nodes" / "dbs01.openstack.local.yml").unlink()
+    with pytest.raises(ModelError, match=r"keystone on ctl01\.openstack\.local depends on mariadb"):
+        stack_of(model)
+
+
+def test_subnet_rules() -> None:
+    assert str(stack_subnet({"a": "10.1.2.3", "b": "10.1.2.200"})) == "10.1.2.0/24"
+    assert str(stack_subnet({"a": "10.1.2.3", "b": "10.1.3.3"})) == "10.1.2.0/23"
+    with pytest.raises(ModelError, match="gateway"):
+        stack_subnet({"a": "10.1.2.1", "b": "10.1.2.7"})
+    with pytest.raises(ModelError, match="share the address"):
+        stack_subnet({"a": "10.1.2.7", "b": "10.1.2.7"})
+    with pytest.raises(ModelError, match="one /16"):
+        stack_subnet({"a": "10.1.2.7", "b": "10.2.2.7"})
+
+
+def test_openrc_comes_from_the_keystone_formula_and_the_model() -> None:
+    env = openrc(stack_of())
+    assert env["OS_AUTH_URL"] == "http://10.10.0.40:5000/v3"  # the public endpoint (haproxy)
+    assert env["OS_USERNAME"] == "admin"
+    assert env["OS_PASSWORD"] == "example-admin"
+    assert env["OS_PROJECT_NAME"] == "admin"
+    assert env["OS_REGION_NAME"] == "RegionOne"
+    text = openrc_text(env)
+    assert "export OS_AUTH_URL=http://10.10.0.40:5000/v3\n" in text
