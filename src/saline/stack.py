@@ -15,6 +15,7 @@ whatever already runs stays, and the next ``up`` picks up from there.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -33,7 +34,7 @@ from .images import build_images, model_images
 from .manifests.compose import StackPlan, Step, plan_stack, project_name
 from .model import Model
 from .model.secrets import redact, secret_values
-from .runtime.compose import ComposeRunner, Container
+from .runtime.compose import PROJECT_LABEL, ComposeRunner, Container
 from .state import state_dir
 
 LOG_LINES = 25
@@ -77,6 +78,19 @@ class Stack:
     @property
     def compose_file(self) -> str:
         return os.path.join(self.directory, "compose.yml")
+
+    @property
+    def tasks_file(self) -> str:
+        """Bootstrap tasks done: inputs and the volumes they ran against, by task."""
+        return os.path.join(self.directory, "tasks.json")
+
+    def tasks_done(self) -> dict[str, Any]:
+        try:
+            with open(self.tasks_file) as fh:
+                done: dict[str, Any] = json.load(fh)
+                return done
+        except (OSError, ValueError):
+            return {}
 
     def runner(self) -> ComposeRunner:
         return ComposeRunner.default(self.compose_file, self.plan.project)
@@ -170,8 +184,8 @@ class _Up:
 
     def run(self) -> list[StepResult]:
         self.existing = self.runner.containers()
-        done: dict[str, StepResult] = {}
-        pending = list(self.plan.steps)
+        done = self._nodes()
+        pending = [s for s in self.plan.steps if s.name not in done]
         failures: list[BaseException] = []
         running: dict[Future[StepResult], Step] = {}
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -198,12 +212,7 @@ class _Up:
 
     def _step(self, step: Step) -> StepResult:
         start = time.monotonic()
-        if step.kind == "node":
-            outcome = self._node(step)
-        elif step.kind == "task":
-            outcome = self._task(step)
-        else:
-            outcome = self._service(step)
+        outcome = self._task(step) if step.kind == "task" else self._service(step)
         seconds = time.monotonic() - start
         self.progress(f"{step.name}: {outcome} ({seconds:.1f} s)")
         return StepResult(step.name, step.kind, outcome, seconds)
@@ -214,32 +223,81 @@ class _Up:
             raise StackError(f"{name}: podman-compose created no container")
         return found
 
-    def _node(self, step: Step) -> str:
-        before = self.existing.get(step.name)
-        self.runner.up([step.name])
-        after = self._container(step.name)
-        if before is None or not before.running or before.labels != after.labels:
-            with self.lock:
+    def _nodes(self) -> dict[str, StepResult]:
+        """All node containers in one podman-compose call: they need nothing, and the
+        first one creates the network (parallel calls would race to create it)."""
+        start = time.monotonic()
+        self._check_subnet()
+        nodes = [s for s in self.plan.steps if s.kind == "node"]
+        self.runner.up([s.name for s in nodes])
+        now = self.runner.containers()
+        out = {}
+        for step in nodes:
+            before, after = self.existing.get(step.name), now.get(step.name)
+            if after is None or not after.running:
+                raise StackError(f"node container {step.name} did not start")
+            outcome = "running"
+            if before is None or not before.running or before.labels != after.labels:
+                # Its services lost the network namespace they joined: recreate them.
                 self.fresh_nodes.add(step.node)
-            return "started"
-        return "running"
+                outcome = "started"
+            out[step.name] = StepResult(step.name, "node", outcome, time.monotonic() - start)
+        self.progress(
+            f"nodes: {', '.join(s.name for s in nodes)} ({time.monotonic() - start:.1f} s)"
+        )
+        return out
+
+    def _check_subnet(self) -> None:
+        """Another stack (or network) on the same subnet: say which, before podman fails."""
+        want = ipaddress.IPv4Network(self.plan.subnet)
+        for net in self.runner.podman.networks():
+            labels = net.get("labels") or {}
+            if labels.get(PROJECT_LABEL) == self.plan.project:
+                continue
+            for sub in net.get("subnets") or []:
+                try:
+                    theirs = ipaddress.ip_network(sub.get("subnet", ""))
+                except ValueError:
+                    continue
+                if theirs.version == 4 and want.overlaps(theirs):
+                    owner = labels.get(PROJECT_LABEL)
+                    hint = (
+                        f"stop that stack first (saline down --stack {owner})"
+                        if owner
+                        else f"remove it (podman network rm {net['name']}) or change "
+                        "the nodes' addresses"
+                    )
+                    raise StackError(
+                        f"the stack needs {want}, but podman network {net['name']} uses "
+                        f"{theirs}: {hint}"
+                    )
 
     def _task(self, step: Step) -> str:
+        """Run a bootstrap task, unless it succeeded before with the same inputs against
+        the same volumes (its work is still there: a container restart, ``down`` and
+        ``up`` do not repeat it; ``down --volumes`` or a changed pillar does)."""
         expected = self.plan.document["services"][step.name]["labels"]["saline.inputs"]
-        before = self.existing.get(step.name)
-        if (
-            before is not None
-            and before.state == "exited"
-            and before.exit_code == 0
-            and before.labels.get("saline.inputs") == expected
-        ):
-            return "already done"
+        record = self.stack.tasks_done().get(step.name)
+        if record is not None and record.get("inputs") == expected:
+            current = self.runner.volumes_created(list(step.volumes))
+            if record.get("volumes") == current and len(current) == len(step.volumes):
+                return "already done"
         self.progress(f"{step.name}: running bootstrap task {step.task} of {step.service}")
-        self.runner.up([step.name], recreate=True)
+        old = self.existing.get(step.name)
+        if old is not None:
+            # Removed first, not `up --force-recreate`: podman-compose would also recreate
+            # the running services that depend on the task.
+            self.runner.podman.remove(old.name)
+        self.runner.up([step.name])
         container = self._container(step.name).name
         code = self.runner.wait(container)
         if code != 0:
             raise self._failure(step, container, f"bootstrap task {step.task} failed (exit {code})")
+        volumes = self.runner.volumes_created(list(step.volumes))
+        with self.lock:
+            done = self.stack.tasks_done()
+            done[step.name] = {"inputs": expected, "volumes": volumes}
+            _write(self.stack.tasks_file, json.dumps(done, indent=2, sort_keys=True), 0o644)
         return "ran"
 
     def _service(self, step: Step) -> str:
@@ -314,6 +372,8 @@ def down(stack: Stack, model: Model, volumes: bool) -> list[str]:
     if volumes:
         for v in runner.volumes():
             runner.podman.remove_volume(v)
+        if os.path.exists(stack.tasks_file):
+            os.remove(stack.tasks_file)
     return sorted(set(before) - set(runner.volumes()))
 
 

@@ -122,14 +122,24 @@ def test_order_follows_depends_and_bootstrap_phases() -> None:
 def test_compose_conditions_and_waits_match_the_steps() -> None:
     svc = services(stack_of())
     deps = svc["keystone"]["depends_on"]
-    assert deps["mariadb"] == {"condition": "service_healthy"}
-    assert deps["mariadb-databases"] == {"condition": "service_completed_successfully"}
-    assert deps["keystone-identity"] == {"condition": "service_completed_successfully"}
-    assert deps["ctl01"] == {"condition": "service_started"}
-    # Where podman-compose cannot wait for health, the entrypoint waits for these ports.
-    assert svc["keystone-db-sync"]["environment"]["SALINE_WAIT_FOR"] == (
-        "10.10.0.10:3306,10.10.0.30:11211"
+    assert deps == {
+        "ctl01": {"condition": "service_started"},
+        "mariadb": {"condition": "service_healthy"},
+        "memcached": {"condition": "service_healthy"},
+    }
+    # Nothing depends_on a one-shot task (podman --requires would restart it); the
+    # entrypoint waits for the tasks' markers and the dependencies' ports instead.
+    tasks = {name for name, doc in svc.items() if doc["labels"]["saline.kind"] == "task"}
+    for doc in svc.values():
+        assert not set(doc.get("depends_on", {})) & tasks
+    env = svc["keystone"]["environment"]
+    assert env["SALINE_WAIT_TASKS"] == "mariadb-databases,keystone-identity"
+    assert env["SALINE_WAIT_FOR"] == "10.10.0.10:3306,10.10.0.30:11211"
+    assert svc["keystone-keys"]["environment"]["SALINE_WAIT_TASKS"] == (
+        "mariadb-databases,keystone-db-sync"
     )
+    assert svc["keystone-keys"]["environment"]["SALINE_TASK_MARK"] == "keystone-keys"
+    assert "/run/saline/tasks" in svc["keystone-keys"]["volumes"][1]
     assert svc["mariadb-databases"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.10:3306"
     assert svc["glance-api-register"]["environment"]["SALINE_WAIT_FOR"] == (
         "10.10.0.10:3306,10.10.0.30:5000,10.10.0.30:11211"

@@ -17,9 +17,12 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       when healthy
 
 Before run, configure and bootstrap, the entrypoint waits until every ``host:port`` in
-$SALINE_WAIT_FOR (comma-separated) accepts connections, up to $SALINE_WAIT_TIMEOUT
-seconds (default 600): what a container needs is up before it starts, even where the
-compose runner cannot wait for health (podman-compose with podman < 4.6).
+$SALINE_WAIT_FOR (comma-separated) accepts connections and every marker in
+$SALINE_WAIT_TASKS exists in /run/saline/tasks (a volume of the stack), up to
+$SALINE_WAIT_TIMEOUT seconds (default 600). A bootstrap task that succeeds writes its
+marker, $SALINE_TASK_MARK. So what a container needs is up and bootstrapped before it
+starts, even where the compose runner cannot wait for health or for one-shot containers
+(podman-compose with podman < 4.6).
 
 The service's metadata (states, command, user) is /etc/saline/service.json, written at
 build time from its formula.yml. A failing state prints one line
@@ -42,6 +45,7 @@ import urllib.request
 
 SITE = "/opt/saline/site"
 FORMULAS = "/srv/saline/formulas"
+TASK_MARKS = "/run/saline/tasks"
 SERVICE_JSON = "/etc/saline/service.json"
 PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
 
@@ -87,7 +91,8 @@ def salt_call(
         "state.apply",
         ",".join(states),
     ]
-    env = {**os.environ, "PYTHONPATH": SITE}
+    # PYTHONWARNINGS: requests warns on every run that chardet is missing (not needed).
+    env = {**os.environ, "PYTHONPATH": SITE, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     failed = False
     try:
@@ -258,6 +263,22 @@ def wait_for(spec: str, timeout: float) -> None:
                 time.sleep(1)
 
 
+def wait_for_tasks(spec: str, timeout: float) -> None:
+    """Block until the marker of every bootstrap task in ``spec`` exists."""
+    deadline = time.monotonic() + timeout
+    for mark in [m for m in spec.split(",") if m]:
+        path = os.path.join(TASK_MARKS, mark)
+        logged = False
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                log(f"gave up waiting for bootstrap task {mark} after {timeout:.0f} s")
+                sys.exit(3)
+            if not logged:
+                log(f"waiting for bootstrap task {mark}")
+                logged = True
+            time.sleep(1)
+
+
 def exec_command(service: dict[str, object]) -> None:
     command = [str(c) for c in service["command"]]  # type: ignore[attr-defined]
     user = service.get("user")
@@ -276,8 +297,10 @@ def main(argv: list[str]) -> int:
     mode = argv[1] if len(argv) > 1 else "run"
     if mode == "health":
         return probe(argv[2:])
-    if mode in ("run", "configure", "bootstrap") and os.environ.get("SALINE_WAIT_FOR"):
-        wait_for(os.environ["SALINE_WAIT_FOR"], float(os.environ.get("SALINE_WAIT_TIMEOUT", "600")))
+    if mode in ("run", "configure", "bootstrap"):
+        timeout = float(os.environ.get("SALINE_WAIT_TIMEOUT", "600"))
+        wait_for(os.environ.get("SALINE_WAIT_FOR", ""), timeout)
+        wait_for_tasks(os.environ.get("SALINE_WAIT_TASKS", ""), timeout)
     work = tempfile.mkdtemp(prefix="saline-", dir="/run" if os.access("/run", os.W_OK) else None)
     if mode == "warm":
         try:
@@ -315,7 +338,12 @@ def main(argv: list[str]) -> int:
                 if name not in tasks:
                     log(f"unknown bootstrap task {name!r} (tasks: {', '.join(tasks) or 'none'})")
                     return 2
-                return salt_call(work, tasks[name]["states"], pdir, {"noservices": True})
+                code = salt_call(work, tasks[name]["states"], pdir, {"noservices": True})
+                mark = os.environ.get("SALINE_TASK_MARK")
+                if code == 0 and mark and os.path.isdir(TASK_MARKS):
+                    with open(os.path.join(TASK_MARKS, mark), "w") as fh:
+                        fh.write(f"{name} done\n")
+                return code
             shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
             exec_command(service)
         log(f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | health | warm")

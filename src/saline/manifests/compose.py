@@ -15,10 +15,13 @@ From the model and the formulas:
 
 The same dependencies are written twice, for two runners:
 
-* ``depends_on`` with compose conditions (``service_healthy``,
-  ``service_completed_successfully``), plus ``SALINE_WAIT_FOR`` (the entrypoint waits for
-  those ports), so plain ``podman-compose up`` also starts in a working order, even with
-  podman < 4.6 where podman-compose cannot wait for health;
+* for plain ``podman-compose up``: ``depends_on`` on services and node containers
+  (``service_healthy``), and environment variables the entrypoint waits on:
+  ``SALINE_WAIT_FOR`` (the ports of the services it needs; podman-compose cannot wait for
+  health with podman < 4.6) and ``SALINE_WAIT_TASKS`` (the markers bootstrap tasks write
+  into the stack's ``tasks`` volume when they succeed). Nothing ``depends_on`` a task:
+  podman-compose turns every dependency into ``podman --requires``, and podman 4.3
+  restarts an exited dependency, or fails to start at all ("not found in input list");
 * :class:`Step` records for ``saline up``, which gates every start on real health checks
   and runs each bootstrap task once.
 """
@@ -38,6 +41,9 @@ from ..formulas.schema import Health
 
 #: Where the entrypoint reads the pillar (see saline-entrypoint).
 PILLAR_MOUNT = "/run/saline/pillar.json"
+#: Where bootstrap tasks leave their markers, and the volume that holds them.
+TASK_MARKS = "/run/saline/tasks"
+TASKS_VOLUME = "tasks"
 #: The model value that places a node on the stack's network.
 ADDRESS_KEY = ("_param", "single_address")
 NETWORK = "stack"
@@ -59,6 +65,10 @@ class Step:
     service: str | None  # the formula service (None for a node container)
     after: tuple[str, ...]
     task: str | None = None
+    #: For a task: the podman volumes where its work lives (its service's and those of
+    #: every service it depends on, transitively). A task counts as done only while
+    #: these are the volumes it ran against.
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +250,25 @@ def plan_stack(
     doc_services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
 
+    def volume_name(n: StackNode, inst: ServiceInstance, vname: str) -> str:
+        return f"{n.short}-{inst.name}-{vname}"
+
+    def data_volumes(n: StackNode, inst: ServiceInstance) -> tuple[str, ...]:
+        """Podman names of the volumes of ``inst`` and of everything it depends on."""
+        found: set[str] = set()
+        seen: set[tuple[str, str]] = set()
+        todo = [(n, inst)]
+        while todo:
+            tn, ti = todo.pop()
+            if (tn.name, ti.name) in seen:
+                continue
+            seen.add((tn.name, ti.name))
+            found |= {f"{project}_{volume_name(tn, ti, v)}" for v in ti.spec.volumes}
+            found.add(f"{project}_{TASKS_VOLUME}")
+            for dep in ti.spec.depends:
+                todo += by_service.get(dep, [])
+        return tuple(sorted(found))
+
     def ready(dep: str, who: str, node: str) -> tuple[list[str], list[str], list[str]]:
         """For a dependency: (its service steps, its needs_running tasks, its wait targets)."""
         if dep not in by_service:
@@ -282,10 +311,13 @@ def plan_stack(
                 dep_services += s_
                 dep_tasks += t_
                 dep_targets += w_
-            mounts = [f"{pillar_files[n.name]}:{PILLAR_MOUNT}:ro"]
+            mounts = [f"{pillar_files[n.name]}:{PILLAR_MOUNT}:ro", f"{TASKS_VOLUME}:{TASK_MARKS}"]
             for vname, path in sorted(spec.volumes.items()):
-                volume = f"{n.short}-{inst.name}-{vname}"
-                volumes[volume] = {"labels": {"saline.node": n.name, "saline.service": inst.name}}
+                volume = volume_name(n, inst, vname)
+                volumes[volume] = {
+                    "name": f"{project}_{volume}",
+                    "labels": {"saline.node": n.name, "saline.service": inst.name},
+                }
                 mounts.append(f"{volume}:{path}")
             labels = {
                 "saline.node": n.name,
@@ -319,8 +351,6 @@ def plan_stack(
             base_deps: dict[str, dict[str, str]] = {n.short: {"condition": "service_started"}}
             for d in dep_services:
                 base_deps[d] = {"condition": "service_healthy"}
-            for d in dep_tasks:
-                base_deps[d] = {"condition": "service_completed_successfully"}
             base_after = [n.short, *dep_services, *dep_tasks]
 
             # Tasks before the service: in their order, after the dependencies are ready.
@@ -330,19 +360,27 @@ def plan_stack(
                 deps = {k: dict(v) for k, v in base_deps.items()}
                 after = list(base_after)
                 if previous:
-                    deps[previous] = {"condition": "service_completed_successfully"}
                     after.append(previous)
                 doc = container(["bootstrap", task.name], deps, dep_targets, "task")
                 doc["restart"] = "no"
                 doc["labels"]["saline.task"] = task.name
                 doc_services[tname] = doc
-                steps.append(Step(tname, "task", n.name, inst.name, tuple(after), task.name))
+                steps.append(
+                    Step(
+                        tname,
+                        "task",
+                        n.name,
+                        inst.name,
+                        tuple(after),
+                        task.name,
+                        data_volumes(n, inst),
+                    )
+                )
                 previous = tname
 
             deps = {k: dict(v) for k, v in base_deps.items()}
             after = list(base_after)
             if previous:
-                deps[previous] = {"condition": "service_completed_successfully"}
                 after.append(previous)
             doc = container(None, deps, dep_targets, "service")
             doc["healthcheck"] = _healthcheck(n.address, spec.health)
@@ -360,7 +398,6 @@ def plan_stack(
                 }
                 after = [cname]
                 if previous:
-                    deps[previous] = {"condition": "service_completed_successfully"}
                     after.append(previous)
                 doc = container(
                     ["bootstrap", task.name], deps, [own_target] if own_target else [], "task"
@@ -368,14 +405,38 @@ def plan_stack(
                 doc["restart"] = "no"
                 doc["labels"]["saline.task"] = task.name
                 doc_services[tname] = doc
-                steps.append(Step(tname, "task", n.name, inst.name, tuple(after), task.name))
+                steps.append(
+                    Step(
+                        tname,
+                        "task",
+                        n.name,
+                        inst.name,
+                        tuple(after),
+                        task.name,
+                        data_volumes(n, inst),
+                    )
+                )
                 previous = tname
 
-    for doc in doc_services.values():
-        if doc["labels"]["saline.kind"] == "task":
-            # What a task ran with: `saline up` runs it again only when this changes.
+    ordered = _ordered(steps)
+    marks: dict[str, str] = {}
+    for step in ordered:
+        doc = doc_services[step.name]
+        waits = [marks[a] for a in step.after if a in marks]
+        if waits:
+            doc["environment"]["SALINE_WAIT_TASKS"] = ",".join(waits)
+        if step.kind == "task":
+            # A marker by name, not by inputs: a task run again (new inputs) must not
+            # restart everything that once waited for it.
+            marks[step.name] = step.name
+            doc["environment"]["SALINE_TASK_MARK"] = step.name
+            # What a task runs with: `saline up` runs it again only when this changes.
             doc["labels"]["saline.inputs"] = task_inputs(doc)
         doc["labels"] = dict(sorted(doc["labels"].items()))
+    volumes[TASKS_VOLUME] = {
+        "name": f"{project}_{TASKS_VOLUME}",
+        "labels": {"saline.stack": project},
+    }
 
     document: dict[str, Any] = {
         "name": project,
@@ -388,7 +449,7 @@ def plan_stack(
         },
         "volumes": dict(sorted(volumes.items())),
     }
-    return StackPlan(project, str(net), tuple(nodes), tuple(_ordered(steps)), document)
+    return StackPlan(project, str(net), tuple(nodes), tuple(ordered), document)
 
 
 def task_inputs(doc: dict[str, Any]) -> str:

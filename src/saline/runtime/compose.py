@@ -81,6 +81,9 @@ class ComposeRunner:
     def volumes(self) -> list[str]:
         return self.podman.volumes(f"{PROJECT_LABEL}={self.project}")
 
+    def volumes_created(self, names: list[str]) -> dict[str, str]:
+        return self.podman.volumes_created(names)
+
     def healthcheck(self, container: str) -> tuple[bool, str]:
         return self.podman.healthcheck(container)
 

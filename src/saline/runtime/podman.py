@@ -135,6 +135,10 @@ class Podman:
     def remove(self, name: str) -> None:
         self._run(["rm", "-f", "-t", "0", name], check=False)
 
+    def cli(self, args: list[str]) -> str:
+        """Any podman command; its output (for tests and one-off operations)."""
+        return self._run(args).stdout
+
     def exec(self, name: str, command: list[str]) -> str:
         return self._run(["exec", name, *command]).stdout
 
@@ -172,6 +176,21 @@ class Podman:
             return {}
         out = self._run(["stats", "--no-stream", "--format", "json", *names]).stdout
         return {s["name"]: _bytes(s["mem_usage"].split("/")[0]) for s in json.loads(out or "[]")}
+
+    def volumes_created(self, names: list[str]) -> dict[str, str]:
+        """Creation time of each volume that exists (a recreated volume gets a new one)."""
+        out: dict[str, str] = {}
+        for name in names:
+            proc = self._run(["volume", "inspect", "--format", "{{.CreatedAt}}", name], check=False)
+            if proc.returncode == 0:
+                out[name] = proc.stdout.strip()
+        return out
+
+    def networks(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = json.loads(
+            self._run(["network", "ls", "--format", "json"]).stdout or "[]"
+        )
+        return found
 
     def remove_volume(self, name: str) -> None:
         self._run(["volume", "rm", "-f", name], check=False)
