@@ -1,6 +1,7 @@
 """The README's main job (`scripts/main-job`) on the example model, for real: compile,
 render every node, start a registry, build (images are shared with the other tests) and
-push, list. Run in its own state folder and registry port."""
+push, list, bring the OpenStack stack up and pass smoke. Run in its own state folder,
+registry port and stack name."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_main_job(tmp_path: Path) -> None:
         "SALINE_STATE_DIR": str(tmp_path / "state"),
         "SALINE_REGISTRY": f"127.0.0.1:{free_port()}",
         "SALINE_OUT": str(tmp_path / "out"),
+        "SALINE_STACK": "saline-main-job",
     }
     try:
         done = subprocess.run(
@@ -41,12 +43,24 @@ def test_main_job(tmp_path: Path) -> None:
         )
         assert len(rendered) == 8  # the golden trees' eight config files
         assert "8 pushed" in done.stdout  # a fresh registry gets every image
-        listed = [line.split()[0] for line in done.stdout.splitlines()[-6:]]
+        images = done.stdout.split("== stack")[0].splitlines()[-6:]
+        listed = [line.split()[0] for line in images]
         assert listed == ["glance-api", "haproxy", "keystone", "mariadb", "memcached", "rabbitmq"]
+        # The stack is up on the example model and real OpenStack calls pass.
+        assert "stack saline-main-job is up: 6 services healthy, 7 bootstrap task(s) run" in (
+            done.stdout
+        )
+        assert "smoke passed: 5 checks" in done.stdout
         again = subprocess.run(
             [str(REPO / "scripts" / "main-job")], capture_output=True, text=True, env=env
         )
         assert again.returncode == 0
         assert "0 built, 8 up to date, 0 pushed" in again.stdout  # a re-run converges
+        assert "6 services healthy, 0 bootstrap task(s) run" in again.stdout
+        assert "smoke passed" in again.stdout
     finally:
+        example = str(REPO / "examples" / "openstack")
+        subprocess.run(
+            [SALINE, "down", "--volumes", "--model", example], env=env, capture_output=True
+        )
         subprocess.run([SALINE, "registry", "stop"], env=env, capture_output=True)
