@@ -33,6 +33,7 @@ from .formulas import FormulaSet, ServiceInstance
 from .images import build_images, model_images
 from .manifests.compose import StackPlan, Step, plan_stack, project_name
 from .model import Model
+from .model.provenance import contributions
 from .model.secrets import redact, secret_values
 from .runtime.compose import PROJECT_LABEL, ComposeRunner, Container
 from .state import state_dir
@@ -120,11 +121,24 @@ def load_stack(model: Model, formulas: FormulaSet, project: str | None = None) -
     pillars = {n: model.node(n).parameters for n, s in services.items() if s}
     images = {s.name: s.ref(None) for s in model_images(model, formulas)}
     pillar_files = {n: os.path.join(directory, "pillar", f"{n}.json") for n in pillars}
-    plan = plan_stack(project, pillars, services, images, pillar_files)
+    plan = plan_stack(project, pillars, services, images, pillar_files, _locator(model))
     secrets: set[str] = set()
     for p in pillars.values():
         secrets |= secret_values(p)
     return Stack(plan, directory, pillars, secrets)
+
+
+def _locator(model: Model) -> Callable[[str, tuple[str, ...]], Location]:
+    """file:line where a node's parameter was set (else the node's file)."""
+
+    def locate(node: str, path: tuple[str, ...]) -> Location:
+        key = "parameters:" + ":".join(path)
+        found = contributions(model, node, "parameters", path)
+        if found:
+            return Location(found[-1].file, found[-1].line, node, key)
+        return Location(model.files.node(node).file, None, node, key)
+
+    return locate
 
 
 def compose_text(stack: Stack, model_root: str) -> str:

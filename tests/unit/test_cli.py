@@ -131,3 +131,47 @@ def test_console_script_in_a_real_process(tmp_path: Path) -> None:
     assert broken.returncode == 1
     assert "nodes/n.yml:" in broken.stderr and "Traceback" not in broken.stderr
     assert len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_stack_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("up", "down", "status", "logs", "compose", "openrc", "smoke"):
+        with pytest.raises(SystemExit) as e:
+            main([command, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "--model DIR" in out and "--stack NAME" in out, command
+
+
+def test_openrc_and_compose_without_podman(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    code, out, _ = run(capsys, "openrc", "--model", EXAMPLE)
+    assert code == 0 and "export OS_AUTH_URL=http://10.10.0.40:5000/v3\n" in out
+    code, out, _ = run(capsys, "openrc", "--model", EXAMPLE, "--format", "json")
+    assert json.loads(out)["OS_USERNAME"] == "admin"
+    target = tmp_path / "compose.yml"
+    code, out, _ = run(capsys, "compose", "--model", EXAMPLE, "--out", str(target))
+    assert code == 0 and f"podman-compose -f {target} up -d" in out
+    assert yaml.safe_load(target.read_text())["name"] == "openstack"
+    pillar = tmp_path / "state" / "stacks" / "openstack" / "pillar" / f"{CTL}.json"
+    assert pillar.stat().st_mode & 0o777 == 0o600
+    assert json.loads(pillar.read_text())["keystone"]["server"]["admin_password"] == "example-admin"
+
+
+def test_a_stack_mistake_is_one_message(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    subprocess.run(["cp", "-r", EXAMPLE, str(model)], check=True)
+    node = model / "nodes" / "msg01.openstack.local.yml"
+    node.write_text(node.read_text().replace("    single_address: 10.10.0.20\n", ""))
+    saline = str(Path(sys.executable).parent / "saline")
+    env = {**os.environ, "SALINE_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [saline, "up", "--model", str(model)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        "error: nodes/msg01.openstack.local.yml, node msg01.openstack.local, "
+        "key parameters:_param:single_address: "
+    )

@@ -210,8 +210,11 @@ def test_a_bad_address_is_named(tmp_path: Path) -> None:
     model = copy_example(tmp_path)
     node = model / "nodes" / "msg01.openstack.local.yml"
     node.write_text(node.read_text().replace("10.10.0.20", "10.10.0.300"))
-    with pytest.raises(ModelError, match=r"node msg01.openstack.local.*'10.10.0.300' is not"):
+    with pytest.raises(ModelError) as e:
         stack_of(model)
+    # Where the value was set: file and line.
+    assert str(e.value).startswith("nodes/msg01.openstack.local.yml:6, node msg01.openstack.local")
+    assert "'10.10.0.300' is not an IPv4 address" in str(e.value)
 
 
 def test_a_dependency_no_node_runs_is_an_error(tmp_path: Path) -> None:

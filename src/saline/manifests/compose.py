@@ -32,6 +32,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -109,28 +110,31 @@ def pillar_digest(pillar: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _address(node: str, pillar: dict[str, Any]) -> str:
+#: Where in the model a node's parameter was set (file and line), for error messages.
+Locate = Callable[[str, tuple[str, ...]], Location]
+
+
+def _no_file(node: str, path: tuple[str, ...]) -> Location:
+    return Location(node=node, key="parameters:" + ":".join(path))
+
+
+def _address(node: str, pillar: dict[str, Any], locate: Locate) -> str:
     value: Any = pillar
     for k in ADDRESS_KEY:
         value = value.get(k) if isinstance(value, dict) else None
-    key = "parameters:" + ":".join(ADDRESS_KEY)
     if value is None:
         raise ModelError(
             f"node {node} runs services but has no {':'.join(ADDRESS_KEY)}: the local stack "
             "places each node at that address",
-            _loc(node, key),
+            locate(node, ADDRESS_KEY),
         )
     try:
         return str(ipaddress.IPv4Address(str(value)))
     except ValueError:
-        raise ModelError(f"{value!r} is not an IPv4 address", _loc(node, key)) from None
+        raise ModelError(f"{value!r} is not an IPv4 address", locate(node, ADDRESS_KEY)) from None
 
 
-def _loc(node: str, key: str) -> Location:
-    return Location(node=node, key=key)
-
-
-def stack_subnet(addresses: dict[str, str]) -> ipaddress.IPv4Network:
+def stack_subnet(addresses: dict[str, str], locate: Locate = _no_file) -> ipaddress.IPv4Network:
     """The smallest network of at least /24 holding every node, whose first host (the
     gateway) no node uses."""
     ips = {n: ipaddress.IPv4Address(a) for n, a in addresses.items()}
@@ -147,10 +151,10 @@ def stack_subnet(addresses: dict[str, str]) -> ipaddress.IPv4Network:
         if ip == gateway:
             raise ModelError(
                 f"{ip} is the stack network's gateway ({net}); give the node another address",
-                _loc(n, "parameters:" + ":".join(ADDRESS_KEY)),
+                locate(n, ADDRESS_KEY),
             )
         if ip in (net.network_address, net.broadcast_address):
-            raise ModelError(f"{ip} is not a host address of {net}", _loc(n, "parameters"))
+            raise ModelError(f"{ip} is not a host address of {net}", locate(n, ADDRESS_KEY))
     duplicates = {a for a in addresses.values() if list(addresses.values()).count(a) > 1}
     if duplicates:
         who = ", ".join(sorted(n for n, a in addresses.items() if a in duplicates))
@@ -201,6 +205,7 @@ def plan_stack(
     services: dict[str, list[ServiceInstance]],
     images: dict[str, str],
     pillar_files: dict[str, str],
+    locate: Locate = _no_file,
 ) -> StackPlan:
     """The stack of the model's nodes.
 
@@ -219,11 +224,11 @@ def plan_stack(
                 f"nodes {shorts[short]} and {node} would both be called {short!r} in the stack"
             )
         shorts[short] = node
-        address = _address(node, pillars[node])
+        address = _address(node, pillars[node], locate)
         nodes.append(StackNode(node, short, address, tuple(services[node])))
     if not nodes:
         raise ModelError("no node of the model runs a service of the formulas")
-    net = stack_subnet({n.name: n.address for n in nodes})
+    net = stack_subnet({n.name: n.address for n in nodes}, locate)
 
     # Compose names: a service's own name when one node runs it, else SERVICE-NODE.
     count: dict[str, int] = {}
@@ -274,7 +279,7 @@ def plan_stack(
         if dep not in by_service:
             raise ModelError(
                 f"{who} depends on {dep}, which no node of the model runs",
-                _loc(node, "applications"),
+                Location(node=node, key="applications"),
             )
         svc_steps, task_steps, targets = [], [], []
         for dn, ds in by_service[dep]:

@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from .podman import Podman, PodmanError
 
 PROJECT_LABEL = "io.podman.compose.project"
+# One podman-compose at a time: each call creates the project's missing pod, network and
+# volumes without locking, so parallel calls race ("volume already exists").
+_COMPOSE_LOCK = threading.Lock()
 SERVICE_LABEL = "io.podman.compose.service"
+
+
+def _essentials(output: str) -> str:
+    """podman-compose reports podman's failures as Python tracebacks: keep podman's own
+    error lines and the failing command, drop the stack frames."""
+    keep = []
+    for line in output.splitlines():
+        text = line.strip()
+        if text.startswith(("Traceback", "File ", "^", "~")) or line.startswith("    "):
+            continue
+        keep.append(text)
+    return "\n".join(keep) or output
 
 
 @dataclass(frozen=True)
@@ -47,9 +63,11 @@ class ComposeRunner:
 
     def _compose(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "podman_compose", "-f", self.file, "-p", self.project, *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.podman.env())
+        with _COMPOSE_LOCK:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self.podman.env())
         if proc.returncode != 0:
-            raise PodmanError(["podman-compose", *args], proc.returncode, proc.stdout + proc.stderr)
+            output = _essentials(proc.stdout + proc.stderr)
+            raise PodmanError(["podman-compose", *args], proc.returncode, output)
         return proc
 
     def up(self, services: list[str], recreate: bool = False) -> None:
