@@ -106,9 +106,21 @@ def test_order_follows_depends_and_bootstrap_phases() -> None:
         "keystone-keys", "keystone-identity"
     )
     assert before("keystone-identity", "keystone")
-    # glance's tasks need keystone healthy (its depends), glance-api needs them.
-    assert before("keystone", "glance-api-db-sync")
+    # glance's db sync needs only the database (its own depends), so it runs while
+    # keystone starts; its registration needs keystone healthy; glance-api needs both.
+    assert set(stack.plan.step("glance-api-db-sync").after) == {
+        "ctl01",
+        "mariadb",
+        "mariadb-databases",
+    }
+    assert set(stack.plan.step("glance-api-register").after) >= {
+        "keystone",
+        "glance-api-db-sync",
+    }
     assert before("glance-api-register", "glance-api")
+    svc = services(stack)
+    assert svc["glance-api-db-sync"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.10:3306"
+    assert set(svc["glance-api-db-sync"]["depends_on"]) == {"ctl01", "mariadb"}
     assert stack.plan.step("mariadb-databases").after == ("mariadb",)
     assert set(stack.plan.step("keystone").after) == {
         "ctl01",

@@ -1,30 +1,28 @@
 {%- set server = pillar['glance']['server'] %}
 {%- set identity = server['identity'] %}
 {%- set url = 'http://' ~ server['bind']['public_address'] ~ ':' ~ server['bind']['port'] %}
-# Idempotent: the glance service user, its role, the image service and its endpoints.
+# Idempotent: the glance service user, its role, the image service and its endpoints
+# (files/register.py: keystone's API in one process; secrets only in its environment).
+glance_register_script:
+  file.managed:
+    - name: /usr/local/lib/saline/glance-register.py
+    - source: salt://glance/files/register.py
+    - makedirs: true
+    - mode: "0644"
+
 glance_register:
   cmd.run:
-    - name: |
-        set -e
-        openstack user show {{ identity['user'] }} >/dev/null 2>&1 ||
-          openstack user create --domain default --password "$SALINE_GLANCE_PASSWORD" {{ identity['user'] }}
-        openstack user set --password "$SALINE_GLANCE_PASSWORD" {{ identity['user'] }}
-        openstack project show {{ identity['tenant'] }} >/dev/null 2>&1 ||
-          openstack project create --domain default {{ identity['tenant'] }}
-        openstack role add --project {{ identity['tenant'] }} --user {{ identity['user'] }} admin
-        openstack service show image >/dev/null 2>&1 ||
-          openstack service create --name glance image
-        for iface in public internal admin; do
-          openstack endpoint list --service image --interface $iface -f value -c ID | grep -q . ||
-            openstack endpoint create --region {{ identity['region'] }} image $iface {{ url }}
-        done
+    - name: python3 /usr/local/lib/saline/glance-register.py
     - env:
-      - SALINE_GLANCE_PASSWORD: {{ identity['password'] | yaml_encode }}
-      - OS_AUTH_URL: {{ identity['auth_url'] }}
-      - OS_USERNAME: {{ identity['admin_user'] }}
+      - GLANCE_USER: {{ identity['user'] | yaml_encode }}
+      - GLANCE_PASSWORD: {{ identity['password'] | yaml_encode }}
+      - GLANCE_PROJECT: {{ identity['tenant'] | yaml_encode }}
+      - GLANCE_URL: {{ url | yaml_encode }}
+      - GLANCE_REGION: {{ identity['region'] | yaml_encode }}
+      - OS_AUTH_URL: {{ identity['auth_url'] | yaml_encode }}
+      - OS_USERNAME: {{ identity['admin_user'] | yaml_encode }}
       - OS_PASSWORD: {{ identity['admin_password'] | yaml_encode }}
-      - OS_PROJECT_NAME: {{ identity['admin_project'] }}
-      - OS_USER_DOMAIN_NAME: Default
-      - OS_PROJECT_DOMAIN_NAME: Default
-      - OS_IDENTITY_API_VERSION: "3"
+      - OS_PROJECT_NAME: {{ identity['admin_project'] | yaml_encode }}
     - output_loglevel: quiet
+    - require:
+      - file: glance_register_script

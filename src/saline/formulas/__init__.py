@@ -154,15 +154,19 @@ class FormulaSet:
                         )
                     self.services[sname] = (f, svc)
         for sname, (f, svc) in self.services.items():
-            for dep in svc.depends:
-                if dep not in self.services:
-                    raise FormulaError(
-                        f"service {sname!r} depends on unknown service {dep!r}",
-                        Location(
-                            os.path.relpath(os.path.join(f.root, META)),
-                            key=f"services.{sname}.depends",
-                        ),
-                    )
+            lists = [(f"services.{sname}.depends", svc.depends)]
+            lists += [
+                (f"services.{sname}.bootstrap.{i}.depends", t.depends)
+                for i, t in enumerate(svc.bootstrap)
+                if t.depends is not None
+            ]
+            for key, deps in lists:
+                for dep in deps:
+                    if dep not in self.services:
+                        raise FormulaError(
+                            f"service {sname!r} depends on unknown service {dep!r}",
+                            Location(os.path.relpath(os.path.join(f.root, META)), key=key),
+                        )
 
     def node_services(
         self, node: str, applications: list[str], pillar: dict[str, Any]

@@ -85,6 +85,9 @@ class BootstrapTask(_Strict):
     #: so it runs once that service is healthy (MariaDB databases, RabbitMQ users), and
     #: the services depending on this one wait for it.
     needs_running: bool = False
+    #: Services that must be ready before the task, when it needs fewer than its service's
+    #: ``depends`` (glance's db sync needs MariaDB, not keystone). Default: those.
+    depends: list[str] | None = None
 
     _v = field_validator("states")(_check_sls)
 

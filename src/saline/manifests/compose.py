@@ -302,6 +302,7 @@ def plan_stack(
             "stop_signal": "SIGKILL",
             "labels": {"saline.kind": "node", "saline.node": n.name},
         }
+        doc_services[n.short]["labels"]["saline.inputs"] = container_inputs(doc_services[n.short])
 
     for n in nodes:
         digest = pillar_digest(pillars[n.name])
@@ -364,9 +365,18 @@ def plan_stack(
                 tname = f"{cname}-{task.name}"
                 deps = {k: dict(v) for k, v in base_deps.items()}
                 after = list(base_after)
+                targets = dep_targets
+                if task.depends is not None:  # the task needs less than its service
+                    deps = {n.short: {"condition": "service_started"}}
+                    after, targets = [n.short], []
+                    for dep in task.depends:
+                        s_, t_, w_ = ready(dep, f"task {tname} on {n.name}", n.name)
+                        deps.update({d: {"condition": "service_healthy"} for d in s_})
+                        after += s_ + t_
+                        targets += w_
                 if previous:
                     after.append(previous)
-                doc = container(["bootstrap", task.name], deps, dep_targets, "task")
+                doc = container(["bootstrap", task.name], deps, targets, "task")
                 doc["restart"] = "no"
                 doc["labels"]["saline.task"] = task.name
                 doc_services[tname] = doc
@@ -435,8 +445,10 @@ def plan_stack(
             # restart everything that once waited for it.
             marks[step.name] = step.name
             doc["environment"]["SALINE_TASK_MARK"] = step.name
-            # What a task runs with: `saline up` runs it again only when this changes.
-            doc["labels"]["saline.inputs"] = task_inputs(doc)
+        if step.kind != "node":
+            # What it runs with: `saline up` leaves a running container with the same
+            # inputs alone, and runs a task again only when they change.
+            doc["labels"]["saline.inputs"] = container_inputs(doc)
         doc["labels"] = dict(sorted(doc["labels"].items()))
     volumes[TASKS_VOLUME] = {
         "name": f"{project}_{TASKS_VOLUME}",
@@ -457,8 +469,8 @@ def plan_stack(
     return StackPlan(project, str(net), tuple(nodes), tuple(ordered), document)
 
 
-def task_inputs(doc: dict[str, Any]) -> str:
-    """A digest of a task's container definition (image, pillar digest, command, mounts)."""
+def container_inputs(doc: dict[str, Any]) -> str:
+    """A digest of a container's definition (image, pillar digest, command, mounts...)."""
     relevant = {k: v for k, v in doc.items() if k != "labels"}
     relevant["pillar"] = doc.get("labels", {}).get("saline.pillar")
     blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
