@@ -153,8 +153,14 @@ def run_smoke(env: dict[str, str], progress: Callable[[str], None]) -> SmokeRepo
                     "from the uploaded ones"
                 )
             d.append(f"{len(data)} bytes, active, same sha256 back")
-    finally:
-        _clean(cleanup, report, progress)
+    except SmokeError as failed:
+        # Clean up anyway; the failed check is the message, a cleanup problem its tail.
+        try:
+            _clean(cleanup, report, progress)
+        except SmokeError as also:
+            raise SmokeError(f"{failed}\n{also}") from None
+        raise
+    _clean(cleanup, report, progress)
     return report
 
 

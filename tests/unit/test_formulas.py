@@ -81,6 +81,24 @@ def test_unknown_dependency(tmp_path: Path) -> None:
         FormulaSet([str(root)])
 
 
+def test_unknown_dependency_of_a_bootstrap_task(tmp_path: Path) -> None:
+    root = copy_formulas(tmp_path)
+    meta = root / "glance" / "formula.yml"
+    meta.write_text(meta.read_text().replace("depends: [mariadb]\n", "depends: [mysql]\n"))
+    with pytest.raises(FormulaError) as e:
+        FormulaSet([str(root)])
+    assert "services.glance-api.bootstrap.0.depends" in str(e.value)
+    assert "depends on unknown service 'mysql'" in str(e.value)
+
+
+def test_volume_paths_are_absolute(tmp_path: Path) -> None:
+    root = copy_formulas(tmp_path)
+    meta = root / "glance" / "formula.yml"
+    meta.write_text(meta.read_text().replace("images: /var/lib/glance/images", "images: var/x"))
+    with pytest.raises(FormulaError, match="volume images: 'var/x' is not an absolute path"):
+        FormulaSet([str(root)])
+
+
 def test_invalid_yaml(tmp_path: Path) -> None:
     root = copy_formulas(tmp_path)
     (root / "haproxy" / "formula.yml").write_text("name: haproxy\nservices: [\n")

@@ -1,0 +1,97 @@
+"""saline smoke's bookkeeping with a fake cloud: a failing check is named, and what the
+checks created is deleted anyway. The real checks run against the real stack in
+tests/integration/test_stack.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from saline import smoke
+from saline.smoke import SmokeError, run_smoke
+
+ENV = {
+    "OS_AUTH_URL": "http://10.0.0.1:5000/v3",
+    "OS_USERNAME": "admin",
+    "OS_PASSWORD": "pw",
+    "OS_PROJECT_NAME": "admin",
+}
+
+
+class FakeIdentity:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def create_project(self, name: str, domain_id: str) -> Any:
+        self.log.append("create project")
+        return SimpleNamespace(id="p1", name=name)
+
+    def create_user(self, **kw: Any) -> Any:
+        self.log.append("create user")
+        return SimpleNamespace(id="u1", name=kw["name"])
+
+    def find_role(self, name: str, ignore_missing: bool) -> Any:
+        return SimpleNamespace(id="r1", name=name)
+
+    def assign_project_role_to_user(self, project: Any, user: Any, role: Any) -> None:
+        self.log.append(f"assign {role.name}")
+
+    def delete_user(self, user: Any) -> None:
+        self.log.append("delete user")
+
+    def delete_project(self, project: Any) -> None:
+        self.log.append("delete project")
+
+
+class BrokenImages:
+    def create_image(self, **kw: Any) -> Any:
+        raise RuntimeError("HTTP 503: glance   is\n down")
+
+
+def fake_cloud(log: list[str]) -> Any:
+    catalog = SimpleNamespace(
+        get_endpoints=lambda interface: {
+            "identity": [{"url": "http://10.0.0.1:5000/v3"}],
+            "image": [{"url": "http://10.0.0.1:9292"}],
+        }
+    )
+    session = SimpleNamespace(get_token=lambda: "tok")
+    session.auth = SimpleNamespace(get_access=lambda s: SimpleNamespace(service_catalog=catalog))
+    return SimpleNamespace(session=session, identity=FakeIdentity(log), image=BrokenImages())
+
+
+def test_a_failing_check_is_named_and_everything_is_cleaned_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: fake_cloud(log))
+    lines: list[str] = []
+    with pytest.raises(SmokeError) as e:
+        run_smoke(ENV, lines.append)
+    assert str(e.value) == (
+        "smoke check 'image upload and download' failed: HTTP 503: glance is down"
+    )
+    assert log == [
+        "create project",
+        "create user",
+        "assign member",
+        "delete user",
+        "delete project",
+    ]
+    assert [line.split()[1] for line in lines] == ["token", "catalog", "project", "cleanup"]
+
+
+def test_a_missing_catalog_entry_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = fake_cloud([])
+    cloud.session.auth = SimpleNamespace(
+        get_access=lambda s: SimpleNamespace(
+            service_catalog=SimpleNamespace(
+                get_endpoints=lambda interface: {"identity": [{"url": "x"}]}
+            )
+        )
+    )
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    with pytest.raises(SmokeError, match="no public image endpoint \\(has identity\\)"):
+        run_smoke(ENV, lambda line: None)
