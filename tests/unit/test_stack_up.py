@@ -1,0 +1,176 @@
+"""`saline up`'s scheduler with a fake podman-compose: order, health gates, failures,
+bootstrap tasks run once. Fast; tests/integration/test_stack.py runs the same code
+against real podman."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from saline.formulas import FormulaSet
+from saline.model import load_model
+from saline.runtime.compose import ComposeRunner, Container
+from saline.stack import Stack, StackError, _Up, load_stack
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "openstack")
+
+
+@dataclass
+class FakePodman:
+    removed: list[str] = field(default_factory=list)
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
+
+    def networks(self) -> list[dict[str, Any]]:
+        return []
+
+
+@dataclass
+class FakeRunner:
+    """Containers as podman-compose would make them; everything it was asked, in order."""
+
+    stack: Stack
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    unhealthy: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+    made: dict[str, Container] = field(default_factory=dict)
+    podman: FakePodman = field(default_factory=FakePodman)
+
+    def containers(self) -> dict[str, Container]:
+        return dict(self.made)
+
+    def up(self, services: list[str], recreate: bool = False) -> None:
+        for name in services:
+            self.calls.append(name)
+            doc = self.stack.plan.document["services"][name]
+            task = doc["labels"]["saline.kind"] == "task"
+            code = self.exit_codes.get(name, 0)
+            self.made[name] = Container(
+                name=f"p_{name}_1",
+                service=name,
+                state="exited" if task else ("exited" if code else "running"),
+                exit_code=code,
+                image=doc["image"],
+                labels=dict(doc["labels"]),
+            )
+
+    def wait(self, container: str) -> int:
+        return self._by_container(container).exit_code
+
+    def state(self, container: str) -> dict[str, Any]:
+        c = self._by_container(container)
+        return {"Status": c.state, "ExitCode": c.exit_code}
+
+    def healthcheck(self, container: str) -> tuple[bool, str]:
+        name = self._by_container(container).service
+        return name not in self.unhealthy, "HTTP 503 from http://10.10.0.40:8404/healthz"
+
+    def logs(self, container: str, tail: int | None = None) -> str:
+        return "starting\nadmin password is example-admin\nfailed\n"
+
+    def volumes_created(self, names: list[str]) -> dict[str, str]:
+        return {n: "2026-11-24T00:00:00Z" for n in names}
+
+    def _by_container(self, container: str) -> Container:
+        return next(c for c in self.made.values() if c.name == container)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    formulas = tmp_path / "formulas"
+    shutil.copytree(REPO / "formulas", formulas)
+    # A patient haproxy would make the timeout test slow.
+    meta = formulas / "haproxy" / "formula.yml"
+    meta.write_text(
+        meta.read_text().replace(
+            "http: {port: 8404, path: /healthz}",
+            "http: {port: 8404, path: /healthz}\n"
+            "      start_period: 0.3\n      interval: 0.1\n      timeout: 0.1",
+        )
+    )
+    return load_stack(load_model(EXAMPLE), FormulaSet([str(formulas)]), "p")
+
+
+def run(stack: Stack, runner: FakeRunner) -> dict[str, str]:
+    results = _Up(stack, cast(ComposeRunner, runner), lambda line: None).run()
+    return {r.name: r.outcome for r in results}
+
+
+def test_every_step_starts_after_what_it_needs(stack: Stack) -> None:
+    runner = FakeRunner(stack)
+    outcomes = run(stack, runner)
+    assert set(outcomes) == {s.name for s in stack.plan.steps}
+    assert {outcomes[s.name] for s in stack.plan.steps if s.kind == "task"} == {"ran"}
+    assert {outcomes[s.name] for s in stack.plan.steps if s.kind == "service"} == {"healthy"}
+    # The node containers first, in one call; then each step after everything it needs.
+    nodes = [s.name for s in stack.plan.steps if s.kind == "node"]
+    assert runner.calls[: len(nodes)] == nodes
+    position = {name: i for i, name in enumerate(runner.calls)}
+    for step in stack.plan.steps:
+        for need in step.after:
+            assert position[need] < position[step.name], (need, step.name)
+
+
+def test_a_second_up_changes_nothing_and_runs_no_task(stack: Stack) -> None:
+    runner = FakeRunner(stack)
+    run(stack, runner)
+    runner.calls.clear()
+    outcomes = run(stack, runner)
+    assert runner.calls == []  # nothing created, recreated or started
+    assert {o for n, o in outcomes.items() if stack.plan.step(n).kind == "task"} == {"already done"}
+    assert {o for n, o in outcomes.items() if stack.plan.step(n).kind == "service"} == {"running"}
+
+
+def test_a_stopped_service_is_started_again_without_its_tasks(stack: Stack) -> None:
+    runner = FakeRunner(stack)
+    run(stack, runner)
+    killed = runner.made["keystone"]
+    runner.made["keystone"] = Container(
+        killed.name, "keystone", "exited", 137, killed.image, killed.labels
+    )
+    runner.calls.clear()
+    outcomes = run(stack, runner)
+    assert runner.calls == ["keystone"]
+    assert outcomes["keystone"] == "healthy"
+    assert outcomes["keystone-identity"] == "already done"
+
+
+def test_a_service_that_never_gets_healthy_stops_up(stack: Stack) -> None:
+    runner = FakeRunner(stack, unhealthy={"haproxy"})
+    with pytest.raises(StackError) as e:
+        run(stack, runner)
+    msg = str(e.value)
+    assert msg.startswith("haproxy (haproxy on prx01.openstack.local): did not become healthy")
+    assert "HTTP 503 from http://10.10.0.40:8404/healthz" in msg
+    assert "last log lines of p_haproxy_1:\n  starting\n" in msg
+    assert "example-admin" not in msg and "********" in msg  # secrets masked
+    assert "run `saline up` again" in msg
+    assert runner.podman.removed == []  # what runs stays
+
+
+def test_a_failing_task_stops_what_depends_on_it(stack: Stack) -> None:
+    runner = FakeRunner(stack, exit_codes={"mariadb-databases": 3})
+    with pytest.raises(StackError, match=r"mariadb-databases \(mariadb on dbs01.openstack.local\)"):
+        run(stack, runner)
+    assert "mariadb" in runner.calls
+    assert "keystone-db-sync" not in runner.calls and "keystone" not in runner.calls
+    # Fixed (exit 0 now): the next up runs it, and goes on from there.
+    runner.exit_codes.clear()
+    outcomes = run(stack, runner)
+    assert outcomes["mariadb-databases"] == "ran"
+    assert outcomes["mariadb"] == "running"
+    assert outcomes["keystone"] == "healthy"
+    assert "p_mariadb-databases_1" in runner.podman.removed  # the failed run's container
+
+
+def test_a_service_that_exits_is_reported_with_its_code(stack: Stack) -> None:
+    runner = FakeRunner(stack, exit_codes={"memcached": 1})
+    with pytest.raises(StackError, match=r"memcached .*: exited \(code 1\) before it was healthy"):
+        run(stack, runner)
