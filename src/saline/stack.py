@@ -350,8 +350,9 @@ class _Up:
                 raise self._failure(
                     step, container, f"did not become healthy within {limit:.0f} s{why}"
                 )
-            # Poll at most every second: the formula's interval is for a running service.
-            self.cancel.wait(min(health.interval, 1.0))
+            # Poll every half second while starting: the formula's interval is for a
+            # running service (a probe costs two podman calls, about 0.2 s).
+            self.cancel.wait(min(health.interval, 0.5))
 
     def _spec(self, step: Step) -> Any:
         for n in self.plan.nodes:

@@ -153,9 +153,7 @@ def test_compose_conditions_and_waits_match_the_steps() -> None:
     assert svc["keystone-keys"]["environment"]["SALINE_TASK_MARK"] == "keystone-keys"
     assert "/run/saline/tasks" in svc["keystone-keys"]["volumes"][1]
     assert svc["mariadb-databases"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.10:3306"
-    assert svc["glance-api-register"]["environment"]["SALINE_WAIT_FOR"] == (
-        "10.10.0.10:3306,10.10.0.30:5000,10.10.0.30:11211"
-    )
+    assert svc["glance-api-register"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.30:5000"
     # Health checks probe the node's address, as the dependents will reach it.
     assert svc["keystone"]["healthcheck"]["test"][:5] == [
         "CMD",
