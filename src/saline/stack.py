@@ -199,6 +199,11 @@ class _Up:
     def run(self) -> list[StepResult]:
         self.existing = self.runner.containers()
         done = self._nodes()
+        # Tasks whose work is still there are done now: nothing waits for their
+        # dependencies to be up just to learn that (glance-api need not wait for keystone).
+        for step in self._tasks_already_done():
+            done[step.name] = StepResult(step.name, "task", "already done", 0.0)
+            self.progress(f"{step.name}: already done")
         pending = [s for s in self.plan.steps if s.name not in done]
         failures: list[BaseException] = []
         running: dict[Future[StepResult], Step] = {}
@@ -287,16 +292,27 @@ class _Up:
                         f"{theirs}: {hint}"
                     )
 
-    def _task(self, step: Step) -> str:
-        """Run a bootstrap task, unless it succeeded before with the same inputs against
-        the same volumes (its work is still there: a container restart, ``down`` and
-        ``up`` do not repeat it; ``down --volumes`` or a changed pillar does)."""
-        expected = self.plan.document["services"][step.name]["labels"]["saline.inputs"]
-        record = self.stack.tasks_done().get(step.name)
-        if record is not None and record.get("inputs") == expected:
-            current = self.runner.volumes_created(list(step.volumes))
+    def _tasks_already_done(self) -> list[Step]:
+        """Tasks that succeeded before with the same inputs against the same volumes: their
+        work is still there. A container restart, ``down`` and ``up`` do not repeat a task;
+        ``down --volumes``, a new image or a changed pillar does."""
+        tasks = [s for s in self.plan.steps if s.kind == "task"]
+        records = self.stack.tasks_done()
+        volumes = sorted({v for s in tasks for v in s.volumes})
+        created = self.runner.volumes_created(volumes) if records else {}
+        out = []
+        for step in tasks:
+            record = records.get(step.name)
+            expected = self.plan.document["services"][step.name]["labels"]["saline.inputs"]
+            if record is None or record.get("inputs") != expected:
+                continue
+            current = {v: created[v] for v in step.volumes if v in created}
             if record.get("volumes") == current and len(current) == len(step.volumes):
-                return "already done"
+                out.append(step)
+        return out
+
+    def _task(self, step: Step) -> str:
+        """Run a bootstrap task (one not already done, see _tasks_already_done)."""
         self.progress(f"{step.name}: running bootstrap task {step.task} of {step.service}")
         old = self.existing.get(step.name)
         if old is not None:
@@ -311,6 +327,7 @@ class _Up:
         volumes = self.runner.volumes_created(list(step.volumes))
         with self.lock:
             done = self.stack.tasks_done()
+            expected = self.plan.document["services"][step.name]["labels"]["saline.inputs"]
             done[step.name] = {"inputs": expected, "volumes": volumes}
             _write(self.stack.tasks_file, json.dumps(done, indent=2, sort_keys=True), 0o644)
         return "ran"
