@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import shlex
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -405,10 +406,12 @@ def up(
 def down(stack: Stack, model: Model, volumes: bool) -> list[str]:
     """Stop and remove the stack's containers and network (and its volumes with
     ``volumes``); returns the volumes removed."""
-    write_stack(stack, model.root)
+    # podman-compose needs the compose file, not the pillar files: those (secrets) go.
+    _write(stack.compose_file, compose_text(stack, model.root), 0o644)
     runner = stack.runner()
     before = runner.volumes()
     runner.down(volumes)
+    shutil.rmtree(os.path.join(stack.directory, "pillar"), ignore_errors=True)
     # Containers of services the model no longer has are not in the compose file.
     for c in runner.containers().values():
         runner.podman.remove(c.name)

@@ -171,6 +171,8 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     assert "saline-e2e-marker" in openstack_cli(env, podman, "project", "list", "-f", "value")
     down = ok(env, "down")
     assert "volumes kept" in down.stdout
+    # No secrets left behind: the pillar files go with the stack.
+    assert not (Path(env["SALINE_STATE_DIR"]) / "stacks" / STACK / "pillar").exists()
     assert not podman.containers(f"io.podman.compose.project={STACK}")
     back = json.loads(ok(env, "up", "--format", "json").stdout)
     assert [s for s in back["steps"] if s["outcome"] == "ran"] == []  # the data is there
