@@ -340,7 +340,7 @@ class _Up:
         return c is not None and c.running and c.labels.get("saline.inputs") == want
 
     def _service(self, step: Step) -> str:
-        spec = self._spec(step)
+        spec = self.plan.spec(step)
         with self.lock:
             recreate = step.node in self.fresh_nodes
         untouched = not recreate and self._unchanged(step)
@@ -371,13 +371,6 @@ class _Up:
             # Poll every half second while starting: the formula's interval is for a
             # running service (a probe costs two podman calls, about 0.2 s).
             self.cancel.wait(min(health.interval, 0.5))
-
-    def _spec(self, step: Step) -> Any:
-        for n in self.plan.nodes:
-            for s in n.services:
-                if n.name == step.node and s.name == step.service:
-                    return s.spec
-        raise KeyError(step.name)
 
     def _failure(self, step: Step, container: str, what: str) -> StackError:
         logs = self.runner.logs(container, LOG_LINES).rstrip()
@@ -453,13 +446,14 @@ def status(stack: Stack) -> list[dict[str, Any]]:
 
 
 def logs(stack: Stack, name: str, tail: int | None) -> str:
-    containers = stack.runner().containers()
+    runner = stack.runner()
+    containers = runner.containers()
     if name not in containers:
         have = ", ".join(sorted(s.name for s in stack.plan.steps))
         if name not in {s.name for s in stack.plan.steps}:
             raise StackError(f"the stack has no service {name!r} (it has: {have})")
         raise StackError(f"{name} has no container: run `saline up`")
-    return stack.redact(stack.runner().logs(containers[name].name, tail))
+    return stack.redact(runner.logs(containers[name].name, tail))
 
 
 def openrc(stack: Stack) -> dict[str, str]:

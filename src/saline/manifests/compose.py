@@ -94,8 +94,14 @@ class StackPlan:
                 return s
         raise KeyError(name)
 
-    def services(self) -> list[Step]:
-        return [s for s in self.steps if s.kind == "service"]
+    def spec(self, step: Step) -> Service:
+        """The formula service a service or task step runs."""
+        for n in self.nodes:
+            if n.name == step.node:
+                for s in n.services:
+                    if s.name == step.service:
+                        return s.spec
+        raise KeyError(step.name)
 
 
 def project_name(text: str) -> str:
@@ -239,12 +245,14 @@ def plan_stack(
     for n in nodes:
         for s in n.services:
             names[(n.name, s.name)] = s.name if count[s.name] == 1 else f"{s.name}-{n.short}"
-    taken = {n.short: n.name for n in nodes}
-    for (node, sname), cname in names.items():
-        for t in [cname] + [f"{cname}-{task.name}" for task in _spec(nodes, node, sname).bootstrap]:
-            if t in taken:
-                raise ModelError(f"two parts of the stack would be called {t!r}: rename a node")
-            taken[t] = node
+    taken = {n.short for n in nodes}
+    for n in nodes:
+        for s in n.services:
+            cname = names[(n.name, s.name)]
+            for t in [cname] + [f"{cname}-{task.name}" for task in s.spec.bootstrap]:
+                if t in taken:
+                    raise ModelError(f"two parts of the stack would be called {t!r}: rename a node")
+                taken.add(t)
 
     by_service: dict[str, list[tuple[StackNode, ServiceInstance]]] = {}
     for n in nodes:
@@ -302,7 +310,6 @@ def plan_stack(
             "stop_signal": "SIGKILL",
             "labels": {"saline.kind": "node", "saline.node": n.name},
         }
-        doc_services[n.short]["labels"]["saline.inputs"] = container_inputs(doc_services[n.short])
 
     for n in nodes:
         digest = pillar_digest(pillars[n.name])
@@ -359,6 +366,23 @@ def plan_stack(
                 base_deps[d] = {"condition": "service_healthy"}
             base_after = [n.short, *dep_services, *dep_tasks]
 
+            def add_task(
+                name: str,
+                task: str,
+                deps: dict[str, dict[str, str]],
+                after: list[str],
+                wait: list[str],
+                inst: ServiceInstance = inst,
+                n: StackNode = n,
+                container: Any = container,
+            ) -> None:
+                doc = container(["bootstrap", task], deps, wait, "task")
+                doc["restart"] = "no"
+                doc["labels"]["saline.task"] = task
+                doc_services[name] = doc
+                data = data_volumes(n, inst)
+                steps.append(Step(name, "task", n.name, inst.name, tuple(after), task, data))
+
             # Tasks before the service: in their order, after the dependencies are ready.
             previous: str | None = None
             for task in [t for t in spec.bootstrap if not t.needs_running]:
@@ -376,21 +400,7 @@ def plan_stack(
                         targets += w_
                 if previous:
                     after.append(previous)
-                doc = container(["bootstrap", task.name], deps, targets, "task")
-                doc["restart"] = "no"
-                doc["labels"]["saline.task"] = task.name
-                doc_services[tname] = doc
-                steps.append(
-                    Step(
-                        tname,
-                        "task",
-                        n.name,
-                        inst.name,
-                        tuple(after),
-                        task.name,
-                        data_volumes(n, inst),
-                    )
-                )
+                add_task(tname, task.name, deps, after, targets)
                 previous = tname
 
             deps = {k: dict(v) for k, v in base_deps.items()}
@@ -414,23 +424,7 @@ def plan_stack(
                 after = [cname]
                 if previous:
                     after.append(previous)
-                doc = container(
-                    ["bootstrap", task.name], deps, [own_target] if own_target else [], "task"
-                )
-                doc["restart"] = "no"
-                doc["labels"]["saline.task"] = task.name
-                doc_services[tname] = doc
-                steps.append(
-                    Step(
-                        tname,
-                        "task",
-                        n.name,
-                        inst.name,
-                        tuple(after),
-                        task.name,
-                        data_volumes(n, inst),
-                    )
-                )
+                add_task(tname, task.name, deps, after, [own_target] if own_target else [])
                 previous = tname
 
     ordered = _ordered(steps)
@@ -445,10 +439,9 @@ def plan_stack(
             # restart everything that once waited for it.
             marks[step.name] = step.name
             doc["environment"]["SALINE_TASK_MARK"] = step.name
-        if step.kind != "node":
-            # What it runs with: `saline up` leaves a running container with the same
-            # inputs alone, and runs a task again only when they change.
-            doc["labels"]["saline.inputs"] = container_inputs(doc)
+        # What it runs with: `saline up` leaves a running container with the same inputs
+        # alone, and runs a task again only when they change.
+        doc["labels"]["saline.inputs"] = container_inputs(doc)
         doc["labels"] = dict(sorted(doc["labels"].items()))
     volumes[TASKS_VOLUME] = {
         "name": f"{project}_{TASKS_VOLUME}",
@@ -477,18 +470,8 @@ def container_inputs(doc: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _spec(nodes: list[StackNode], node: str, service: str) -> Service:
-    for n in nodes:
-        if n.name == node:
-            for s in n.services:
-                if s.name == service:
-                    return s.spec
-    raise KeyError((node, service))
-
-
 def _ordered(steps: list[Step]) -> list[Step]:
     """Topological order (stable: the order given breaks ties); a cycle is a model error."""
-    by_name = {s.name: s for s in steps}
     done: set[str] = set()
     out: list[Step] = []
     pending = list(steps)
@@ -501,5 +484,4 @@ def _ordered(steps: list[Step]) -> list[Step]:
             done.add(s.name)
             out.append(s)
         pending = [s for s in pending if s.name not in done]
-    assert set(by_name) == done
     return out

@@ -113,6 +113,3 @@ class ComposeRunner:
 
     def logs(self, container: str, tail: int | None = None) -> str:
         return self.podman.logs(container, tail)
-
-    def memory(self, containers: list[str]) -> dict[str, int]:
-        return self.podman.memory(containers)
