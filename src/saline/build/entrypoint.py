@@ -42,6 +42,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 
 SITE = "/opt/saline/site"
 FORMULAS = "/srv/saline/formulas"
@@ -243,40 +245,32 @@ def probe(argv: list[str]) -> int:
     return 2
 
 
-def wait_for(spec: str, timeout: float) -> None:
-    """Block until every host:port in ``spec`` accepts a TCP connection."""
-    deadline = time.monotonic() + timeout
-    for target in [t for t in spec.split(",") if t]:
-        host, _, port = target.rpartition(":")
-        logged = False
-        while True:
-            try:
-                socket.create_connection((host, int(port)), timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    log(f"gave up waiting for {target} after {timeout:.0f} s")
-                    sys.exit(3)
-                if not logged:
-                    log(f"waiting for {target}")
-                    logged = True
-                time.sleep(1)
+def _reachable(target: str) -> bool:
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
-def wait_for_tasks(spec: str, timeout: float) -> None:
-    """Block until the marker of every bootstrap task in ``spec`` exists."""
+def wait_until(waits: list[tuple[str, Callable[[], bool]]], timeout: float) -> None:
+    """Block until every ``(what, ready)`` is ready, or exit 3 after ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    for mark in [m for m in spec.split(",") if m]:
-        path = os.path.join(TASK_MARKS, mark)
+    for what, ready in waits:
         logged = False
-        while not os.path.exists(path):
+        while not ready():
             if time.monotonic() > deadline:
-                log(f"gave up waiting for bootstrap task {mark} after {timeout:.0f} s")
+                log(f"gave up waiting for {what} after {timeout:.0f} s")
                 sys.exit(3)
             if not logged:
-                log(f"waiting for bootstrap task {mark}")
+                log(f"waiting for {what}")
                 logged = True
             time.sleep(1)
+
+
+def _items(spec: str) -> list[str]:
+    return [x for x in spec.split(",") if x]
 
 
 def exec_command(service: dict[str, object]) -> None:
@@ -299,8 +293,13 @@ def main(argv: list[str]) -> int:
         return probe(argv[2:])
     if mode in ("run", "configure", "bootstrap"):
         timeout = float(os.environ.get("SALINE_WAIT_TIMEOUT", "600"))
-        wait_for(os.environ.get("SALINE_WAIT_FOR", ""), timeout)
-        wait_for_tasks(os.environ.get("SALINE_WAIT_TASKS", ""), timeout)
+        waits: list[tuple[str, Callable[[], bool]]] = [
+            (t, partial(_reachable, t)) for t in _items(os.environ.get("SALINE_WAIT_FOR", ""))
+        ]
+        for task in _items(os.environ.get("SALINE_WAIT_TASKS", "")):
+            path = os.path.join(TASK_MARKS, task)
+            waits.append((f"bootstrap task {task}", partial(os.path.exists, path)))
+        wait_until(waits, timeout)
     work = tempfile.mkdtemp(prefix="saline-", dir="/run" if os.access("/run", os.W_OK) else None)
     if mode == "warm":
         try:
