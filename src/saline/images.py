@@ -10,19 +10,27 @@ from collections.abc import Callable
 
 from .build.builder import Builder, BuildResult
 from .build.graph import ImageSpec, plan_images
-from .formulas import Formula, FormulaSet, Service
+from .formulas import Formula, FormulaSet, Service, ServiceInstance
 from .model import Model
 from .runtime.podman import Podman
 
 
-def model_services(model: Model, formulas: FormulaSet) -> dict[str, tuple[Formula, Service]]:
-    """Every service some node of the model runs, by name."""
-    out: dict[str, tuple[Formula, Service]] = {}
+def services_by_node(model: Model, formulas: FormulaSet) -> dict[str, list[ServiceInstance]]:
+    """Each node's services (formulas among its applications, enabled in its pillar)."""
+    out = {}
     for node in model.node_names():
         compiled = model.node(node)
-        for svc in formulas.node_services(node, compiled.applications, compiled.parameters):
-            out[svc.name] = (svc.formula, svc.spec)
+        out[node] = formulas.node_services(node, compiled.applications, compiled.parameters)
     return out
+
+
+def model_services(model: Model, formulas: FormulaSet) -> dict[str, tuple[Formula, Service]]:
+    """Every service some node of the model runs, by name."""
+    return {
+        svc.name: (svc.formula, svc.spec)
+        for services in services_by_node(model, formulas).values()
+        for svc in services
+    }
 
 
 def model_images(model: Model, formulas: FormulaSet) -> list[ImageSpec]:

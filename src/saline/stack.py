@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from .errors import Location, ModelError, SalineError
-from .formulas import FormulaSet, ServiceInstance
-from .images import build_images, model_images
+from .formulas import FormulaSet
+from .images import build_images, model_images, services_by_node
 from .manifests.compose import StackPlan, Step, plan_stack, project_name
 from .model import Model
 from .model.provenance import contributions
@@ -106,19 +106,11 @@ def default_project(model: Model) -> str:
     return project_name(os.path.basename(os.path.abspath(model.root)))
 
 
-def stack_services(model: Model, formulas: FormulaSet) -> dict[str, list[ServiceInstance]]:
-    out = {}
-    for node in model.node_names():
-        compiled = model.node(node)
-        out[node] = formulas.node_services(node, compiled.applications, compiled.parameters)
-    return out
-
-
 def load_stack(model: Model, formulas: FormulaSet, project: str | None = None) -> Stack:
     """The stack's plan (pure: nothing is written or started)."""
     project = project or default_project(model)
     directory = os.path.join(state_dir(), "stacks", project)
-    services = stack_services(model, formulas)
+    services = services_by_node(model, formulas)
     pillars = {n: model.node(n).parameters for n, s in services.items() if s}
     images = {s.name: s.ref(None) for s in model_images(model, formulas)}
     pillar_files = {n: os.path.join(directory, "pillar", f"{n}.json") for n in pillars}
