@@ -5,9 +5,42 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import threading
 from typing import Any
 
 import yaml
+
+
+def reference_nodeinfo_deep(model_dir: str) -> dict[str, dict[str, Any] | str]:
+    """:func:`reference_nodeinfo` with room for deep recursion.
+
+    kapicorp-reclass resolves references recursively (several frames per reference), so a
+    chain of a few hundred exceeds Python's default recursion limit. This runs it in a
+    thread with a large stack and a raised limit (restored afterwards).
+    """
+    result: list[dict[str, dict[str, Any] | str]] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(reference_nodeinfo(model_dir))
+        except BaseException as e:  # re-raised in the caller's thread
+            failure.append(e)
+
+    old_limit = sys.getrecursionlimit()
+    old_stack = threading.stack_size(512 * 1024 * 1024)
+    sys.setrecursionlimit(200_000)
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+        threading.stack_size(old_stack)
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def reference_nodeinfo(model_dir: str) -> dict[str, dict[str, Any] | str]:

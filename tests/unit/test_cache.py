@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from saline.model import Model
+from saline.model import Model, load_model
 from saline.model import cache as cache_mod
 from saline.model.cache import FileCache
 
@@ -73,10 +73,43 @@ def test_a_corrupt_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cache.hits == 0
 
 
-def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SALINE_NO_CACHE", "1")
-    assert FileCache.default() is None
-    monkeypatch.delenv("SALINE_NO_CACHE")
-    monkeypatch.setenv("SALINE_CACHE_DIR", "/somewhere")
-    default = FileCache.default()
+def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The library reads no environment: no cache unless the caller passes one.
+    monkeypatch.setenv("SALINE_CACHE_DIR", str(tmp_path / "from-env"))
+    root = model_dir(tmp_path)
+    assert load_model(str(root)).files.cache is None
+    assert FileCache.under(None) is None
+    default = FileCache.under("/somewhere")
     assert default is not None and default.directory == "/somewhere/model-files"
+    cache = FileCache(str(tmp_path / "cache"))
+    assert load_model(str(root), cache).files.cache is cache
+    assert not (tmp_path / "from-env").exists()
+
+
+def test_a_change_to_the_engine_code_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = model_dir(tmp_path)
+    later(monkeypatch)
+    Model(str(root), cache=FileCache(str(tmp_path / "cache"))).node("n")
+    same = FileCache(str(tmp_path / "cache"))
+    Model(str(root), cache=same).node("n")
+    assert same.hits == 2
+    monkeypatch.setattr(cache_mod, "code_digest", lambda: "another parser")
+    changed = FileCache(str(tmp_path / "cache"))
+    assert Model(str(root), cache=changed).node("n").parameters["v"] == 1
+    assert changed.hits == 0 and changed.misses == 2
+
+
+def test_code_digest_covers_the_engine_source(tmp_path: Path) -> None:
+    here = Path(cache_mod.__file__).parent
+    assert cache_mod.code_digest() == cache_mod.source_digest(str(here))
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for f in here.glob("*.py"):
+        (copy / f.name).write_bytes(f.read_bytes())
+    before = cache_mod.source_digest(str(copy))
+    assert before == cache_mod.code_digest()
+    loader = copy / "loader.py"
+    loader.write_text(loader.read_text() + "\n# a parser fix\n")
+    assert cache_mod.source_digest(str(copy)) != before

@@ -10,17 +10,19 @@ Correctness rules, in the manner of git's index:
   those recorded (any write changes mtime and ctime);
 * a file modified less than ``racy_seconds`` ago is never cached, because a second write
   within the file system's timestamp resolution could leave mtime unchanged;
-* entries are keyed by saline's version and this module's format number, so an upgrade
-  never reads an older layout;
+* entries are keyed by a digest of the model engine's own source (:func:`code_digest`)
+  and this module's format number, so a change to the parser (an upgrade, or an edit in
+  an editable install) never reads what older code prepared;
 * any problem reading or writing the cache is ignored: it only ever costs a re-parse.
 
-The cache lives in ``$SALINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/saline``, else
-``~/.cache/saline`` (created mode 0700: pickles are trusted, so nobody else may write
-there). ``SALINE_NO_CACHE=1`` turns it off.
+The library reads no environment: the caller names the folder (``FileCache(folder)``,
+or :meth:`FileCache.under` saline's cache folder). It is created mode 0700: pickles are
+trusted, so nobody else may write there.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -28,9 +30,35 @@ import tempfile
 import time
 from typing import Any
 
-from .. import __version__
-
 FORMAT = 1
+#: The subfolder of saline's cache folder that holds prepared model files.
+SUBFOLDER = "model-files"
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the model engine's source files (every ``.py`` of this package).
+
+    Computed once per process (about a dozen files: well under a millisecond). If the
+    source cannot be read (an install without ``.py`` files), saline's version stands in.
+    """
+    try:
+        return source_digest(os.path.dirname(os.path.abspath(__file__)))
+    except OSError:
+        from .. import __version__
+
+        return "version-" + __version__
+
+
+def source_digest(folder: str) -> str:
+    """A digest of the names and contents of the ``.py`` files in ``folder``."""
+    h = hashlib.sha256()
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+        with open(os.path.join(folder, name), "rb") as fh:
+            data = fh.read()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:24]
 
 
 def _now() -> float:
@@ -42,25 +70,25 @@ def _signature(st: os.stat_result) -> tuple[int, ...]:
 
 
 class FileCache:
+    """Prepared files kept in ``directory`` (created when first written)."""
+
     def __init__(self, directory: str, racy_seconds: float = 2.0) -> None:
         self.directory = directory
         self.racy_seconds = racy_seconds
         self.hits = 0
         self.misses = 0
+        self._key = f"{FORMAT}|{code_digest()}"
 
     @classmethod
-    def default(cls) -> FileCache | None:
-        if os.environ.get("SALINE_NO_CACHE"):
+    def under(cls, cache_dir: str | None) -> FileCache | None:
+        """The cache of prepared files inside saline's cache folder ``cache_dir``
+        (its :data:`SUBFOLDER`); None (no cache) if ``cache_dir`` is None."""
+        if cache_dir is None:
             return None
-        base = os.environ.get("SALINE_CACHE_DIR")
-        if not base:
-            home_cache = os.path.join(os.path.expanduser("~"), ".cache")
-            xdg = os.environ.get("XDG_CACHE_HOME") or home_cache
-            base = os.path.join(xdg, "saline")
-        return cls(os.path.join(base, "model-files"))
+        return cls(os.path.join(cache_dir, SUBFOLDER))
 
     def _entry(self, abspath: str, name: str) -> str:
-        key = f"{FORMAT}|{__version__}|{abspath}|{name}".encode()
+        key = f"{self._key}|{abspath}|{name}".encode()
         return os.path.join(self.directory, hashlib.sha256(key).hexdigest()[:40])
 
     def get(self, abspath: str, name: str) -> Any | None:

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from .cache import FileCache
 from .config import ModelConfig, load_config
+from .contributions import contributions
 from .loader import AUTOMATIC_SOURCE, Entity, ModelFiles
 from .merge import merge
 from .resolve import CleanCache, Missing, Path, Resolver
@@ -146,6 +147,12 @@ class Model:
         done = self._compiled.get(name)
         if done is not None:
             return done
+        try:
+            return self._compile(name)
+        except RecursionError:
+            raise _too_deep(name) from None
+
+    def _compile(self, name: str) -> CompiledNode:
         merged = self.merged(name)
         params_r = self.params_resolver(name)
         params = params_r.resolve_all()
@@ -190,6 +197,12 @@ class Model:
         m = self._merged.get(name)
         if m is not None:
             return m
+        try:
+            return self._merge(name)
+        except RecursionError:
+            raise _too_deep(name) from None
+
+    def _merge(self, name: str) -> MergedNode:
         ent = self.files.node(name)
         env = ent.environment or self.config.default_environment
         auto = self._automatic(name, env)
@@ -264,24 +277,46 @@ class Model:
         node_loc = Location(node.file, None, node.name)
         # reclass merges class mappings' classes, then the automatic parameters, then the
         # node's classes (each class after the classes it includes), then the node itself.
-        self._recurse(mapping_classes, node_loc, state, [], node.name)
+        self._recurse(mapping_classes, node_loc, state, node.name)
         state.classes.extend(c for c in mapping_classes if c not in state.classes)
         state.parameters = merge(state.parameters, auto) if auto else state.parameters
         state.sources.append(AUTOMATIC_SOURCE)
-        self._recurse(node.classes, node_loc, state, [], node.name)
+        self._recurse(node.classes, node_loc, state, node.name)
         return state
 
-    def _recurse(
-        self, names: list[str], owner: Location, state: _State, stack: list[str], node: str
-    ) -> None:
-        for index, raw in enumerate(names):
+    def _recurse(self, names: list[str], owner: Location, state: _State, node: str) -> None:
+        """Expand ``names`` (each class after the classes it includes) into ``state``.
+
+        Depth first, with an explicit stack: class includes may nest deeper than Python's
+        recursion limit.
+        """
+        # Each frame: the class names to go through, who listed them, and the class they
+        # belong to (merged once its includes are), with the position reached.
+        frames: list[tuple[list[str], Location, Entity | None, str]] = [(names, owner, None, "")]
+        positions = [0]
+        chain: list[str] = []  # the classes being expanded, outermost first
+        on_chain: set[str] = set()
+        while frames:
+            names, owner, owner_ent, owner_class = frames[-1]
+            index = positions[-1]
+            if index == len(names):
+                frames.pop()
+                positions.pop()
+                if owner_ent is not None:
+                    self._merge_entity(state, owner_ent)
+                    state.seen.add(owner_class)
+                    chain.pop()
+                    on_chain.discard(owner_class)
+                continue
+            positions[-1] = index + 1
+            raw = names[index]
             klass = raw
             if needs_parse(raw):
                 klass = self._render_class_name(raw, state, owner, node)
             if klass in state.seen:
                 continue
-            if klass in stack:
-                cycle = " -> ".join([*stack[stack.index(klass) :], klass])
+            if klass in on_chain:
+                cycle = " -> ".join([*chain[chain.index(klass) :], klass])
                 line = (
                     self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
                 )
@@ -297,9 +332,10 @@ class Model:
                     self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
                 )
                 raise self.files.class_not_found(klass, Location(owner.file, line, node))
-            self._recurse(ent.classes, Location(ent.file, None, node), state, [*stack, klass], node)
-            self._merge_entity(state, ent)
-            state.seen.add(klass)
+            frames.append((ent.classes, Location(ent.file, None, node), ent, klass))
+            positions.append(0)
+            chain.append(klass)
+            on_chain.add(klass)
 
     def _merge_entity(self, state: _State, ent: Entity) -> None:
         for c in ent.classes:
@@ -518,8 +554,6 @@ class Model:
         return out
 
     def describe(self, node: str, section: str, path: Path) -> str:
-        from .provenance import contributions
-
         found = contributions(self, node, section, path)
         if not found:
             return f"at {section}:{':'.join(path)}"
@@ -553,6 +587,16 @@ _PLACEHOLDER: dict[str, Any] = {}
 _UNSET_STATE: Any = object()
 
 
+def _too_deep(node: str) -> ModelError:
+    # References, class includes and nested references are resolved without recursion;
+    # values nested inside each other (dicts in dicts...) are walked recursively, as
+    # kapicorp-reclass does (which fails sooner).
+    return ModelError(
+        "values are nested too deeply to compile (dicts or lists hundreds of levels deep)",
+        Location(None, None, node),
+    )
+
+
 def _with_automatic(params: Any, auto: dict[str, Any]) -> Any:
     if not auto:
         return params
@@ -561,6 +605,10 @@ def _with_automatic(params: Any, auto: dict[str, Any]) -> Any:
     return out
 
 
-def load_model(path: str | None = None) -> Model:
-    """Load the model at ``path`` (default: $SALINE_MODEL, else the current folder)."""
-    return Model(path or os.environ.get("SALINE_MODEL") or os.getcwd(), cache=FileCache.default())
+def load_model(path: str, cache: FileCache | None = None) -> Model:
+    """Load the model at ``path``, with prepared files kept in ``cache`` (None: no cache).
+
+    Reads no environment: the caller decides the folder and the cache
+    (``FileCache.under(cache_dir)``).
+    """
+    return Model(path, cache=cache)

@@ -1,102 +1,63 @@
 """Where a value came from: computed on demand, so compiling stays fast.
 
-A node's merged parameters remember only the order of the files merged into them
-(:attr:`MergedNode.sources`). To explain a key, each of those files is asked whether it
-sets that key; the last one to set it won, the earlier ones were overridden (or merged
-into, for dicts and lists). Lines come from :meth:`ModelFiles.locate`. References in the
-winning value are explained the same way, down to where their values were set.
+Which files set a key is :func:`.contributions.contributions` (re-exported here); this
+module explains a key: the file that won, the ones it overrode or merged into, and,
+for references in the winning value, the same explanation of what they point at, down
+to where their values were set.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import ModelError
-from .loader import AUTOMATIC_SOURCE
-from .values import CONSTANT, OVERWRITE, Expr, FDict, Flagged, Ref
+from .contributions import (
+    Contribution,
+    MergedSources,
+    contributions,
+    plain,
+    show_raw,
+)
+from .loader import ModelFiles
+from .resolve import Resolver
+from .values import OVERWRITE, Expr, FDict, Flagged, Ref
 
-if TYPE_CHECKING:
-    from .compile import Model
+__all__ = [
+    "Contribution",
+    "ExplainSite",
+    "contributions",
+    "explain",
+    "key_value",
+    "parse_key",
+    "plain",
+    "show_raw",
+]
 
 Path = tuple[str, ...]
 _MAX_DEPTH = 12
 
 
-@dataclass
-class Contribution:
-    file: str
-    line: int | None
-    raw: Any
-    flags: int
+class CompiledValues(Protocol):
+    """A compiled node's values (``CompiledNode`` has them)."""
 
-    def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+    @property
+    def parameters(self) -> dict[str, Any]: ...
 
-    def summary(self) -> str:
-        return show_raw(self.raw, self.flags)
-
-    def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"file": self.file, "line": self.line, "value": plain(self.raw)}
-        if self.flags & OVERWRITE:
-            d["overwrite"] = True
-        if self.flags & CONSTANT:
-            d["constant"] = True
-        return d
+    @property
+    def exports(self) -> dict[str, Any]: ...
 
 
-def plain(raw: Any) -> Any:
-    """A prepared value as the user wrote it (references as text)."""
-    t = type(raw)
-    if t is Expr:
-        return raw.text
-    if t is Flagged:
-        return plain(raw.value)
-    if t is dict or t is FDict:
-        return {k: plain(v) for k, v in raw.items()}
-    if t is list:
-        return [plain(v) for v in raw]
-    return raw
+class ExplainSite(Protocol):
+    """What :func:`explain` needs from a model (``Model`` has it)."""
 
+    @property
+    def files(self) -> ModelFiles: ...
 
-def show_raw(raw: Any, flags: int = 0) -> str:
-    prefix = "~" if flags & OVERWRITE else "=" if flags & CONSTANT else ""
-    text = json.dumps(plain(raw), default=str, ensure_ascii=False)
-    if len(text) > 70:
-        text = text[:67] + "..."
-    return prefix + text
+    def merged(self, name: str) -> MergedSources: ...
 
+    def node(self, name: str) -> CompiledValues: ...
 
-def contributions(model: Model, node: str, section: str, path: Path) -> list[Contribution]:
-    """The files that set ``section:path`` for ``node``, in merge order."""
-    merged = model.merged(node)
-    out: list[Contribution] = []
-    for src in merged.sources:
-        if src == AUTOMATIC_SOURCE:
-            data: Any = merged.automatic if section == "parameters" else {}
-            file = AUTOMATIC_SOURCE
-        else:
-            ent = model.files.by_src[src]
-            data = ent.parameters if section == "parameters" else ent.exports
-            file = ent.file
-        v = data
-        flags = 0
-        found = True
-        for key in path:
-            t = type(v)
-            if (t is dict or t is FDict) and key in v:
-                v = v[key]
-                if type(v) is Flagged:
-                    flags |= v.flags
-                    v = v.value
-            else:
-                found = False
-                break
-        if found:
-            line = model.files.locate(file, (section, *path)) if file != AUTOMATIC_SOURCE else None
-            out.append(Contribution(file, line, v, flags))
-    return out
+    def params_resolver(self, name: str) -> Resolver: ...
 
 
 def parse_key(key: str) -> tuple[str, Path]:
@@ -106,7 +67,7 @@ def parse_key(key: str) -> tuple[str, Path]:
     return "parameters", parts
 
 
-def explain(model: Model, node: str, key: str) -> dict[str, Any]:
+def explain(model: ExplainSite, node: str, key: str) -> dict[str, Any]:
     """Explain ``key`` (``a:b:c``, optionally prefixed ``parameters:`` or ``exports:``)."""
     section, path = parse_key(key)
     if not path:
@@ -132,7 +93,7 @@ def key_value(tree: Any, path: Path, node: str, section: str) -> Any:
 
 
 def _explain(
-    model: Model, node: str, section: str, path: Path, tree: Any, seen: set[Path], depth: int
+    model: ExplainSite, node: str, section: str, path: Path, tree: Any, seen: set[Path], depth: int
 ) -> dict[str, Any]:
     value = key_value(tree, path, node, section)
     entry: dict[str, Any] = {"key": ":".join((section, *path)), "value": value}
@@ -152,7 +113,7 @@ def _explain(
 
 
 def _follow_refs(
-    model: Model, node: str, raw: Any, seen: set[Path], depth: int, suffix: Path = ()
+    model: ExplainSite, node: str, raw: Any, seen: set[Path], depth: int, suffix: Path = ()
 ) -> list[dict[str, Any]]:
     """Explain each reference in ``raw`` (``suffix``: keys below the referenced value)."""
     if type(raw) is not Expr or depth >= _MAX_DEPTH:
@@ -174,7 +135,7 @@ def _follow_refs(
 
 
 def _explain_via_ancestor(
-    model: Model,
+    model: ExplainSite,
     node: str,
     section: str,
     path: Path,

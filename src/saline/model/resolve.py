@@ -8,11 +8,20 @@ copied); only the parts that hold references are rebuilt.
 
 Missing references are collected and reported together (one message per node); a
 reference loop, a type conflict or a changed constant stops at once.
+
+Chains of references of any length resolve in bounded Python stack depth. Evaluation is
+recursive (it is the fast path), but only :data:`STEP` evaluations deep below the entry
+point: the evaluation that would go deeper raises :class:`_Deeper` instead, which
+unwinds to the entry point (its "driver") leaving the unwound evaluations in
+``Resolver.active``, suspended. The driver evaluates the deeper key first, then resumes
+the suspended evaluations innermost first, each of which now finds what it needs
+memoised. ``active`` keeps the whole chain throughout, so loop detection is unchanged.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import ConstantChangedError, Location, ReferenceLoopError, TypeMergeError
 from .merge import merge
@@ -23,6 +32,15 @@ if TYPE_CHECKING:
 
 _UNSET: Any = object()
 Path = tuple[str, ...]
+T = TypeVar("T")
+
+#: How many evaluations may nest below a driver before the next one is deferred to it.
+#: Each costs about five to eight Python frames; an exports resolver's evaluation may
+#: enter the parameters resolver's driver, so two such stacks can be on top of the
+#: caller's.
+STEP = 40
+#: A reference loop longer than this is shown abbreviated in its message.
+_SHOWN_LOOP = 12
 
 
 class Missing(Exception):
@@ -32,6 +50,19 @@ class Missing(Exception):
         super().__init__(ref)
         self.ref = ref
         self.expr = expr
+
+
+class _Deeper(BaseException):
+    """Internal: evaluating ``path`` would nest too deep; its driver evaluates it first.
+
+    A BaseException so that no ``except Exception`` on the way can swallow it.
+    """
+
+    def __init__(self, resolver: Resolver, path: Path, raw: Any) -> None:
+        super().__init__()
+        self.resolver = resolver
+        self.path = path
+        self.raw = raw
 
 
 class CleanCache:
@@ -47,21 +78,41 @@ class CleanCache:
 
     def clean(self, v: Any) -> bool:
         t = type(v)
-        if t is dict or t is FDict:
+        if t is dict or t is FDict or t is list:
             hit = self._memo.get(id(v))
             if hit is not None:
                 return hit[1]
-            ok = all(self.clean(x) for x in v.values())
-            self._memo[id(v)] = (v, ok)
-            return ok
-        if t is list:
-            hit = self._memo.get(id(v))
-            if hit is not None:
-                return hit[1]
-            ok = all(self.clean(x) for x in v)
-            self._memo[id(v)] = (v, ok)
-            return ok
+            return self._inspect(v)
         return t is not Expr and t is not Chain
+
+    def _inspect(self, v: Any) -> bool:
+        """Inspect a container not seen before, depth first with an explicit stack (data
+        may nest deeper than Python's recursion limit). Like ``all()``, it stops at the
+        first value with something to resolve: that value's containers are not clean."""
+        memo = self._memo
+        stack: list[tuple[Any, Iterator[Any]]] = [
+            (v, iter(v.values() if type(v) is not list else v))
+        ]
+        while stack:
+            container, items = stack[-1]
+            for x in items:
+                t = type(x)
+                if t is dict or t is FDict or t is list:
+                    hit = memo.get(id(x))
+                    if hit is None:
+                        stack.append((x, iter(x.values() if t is not list else x)))
+                        break
+                    if hit[1]:
+                        continue
+                elif t is not Expr and t is not Chain:
+                    continue
+                for c, _ in stack:
+                    memo[id(c)] = (c, False)
+                return False
+            else:
+                memo[id(container)] = (container, True)
+                stack.pop()
+        return True
 
 
 class Site(Protocol):
@@ -79,7 +130,11 @@ class Site(Protocol):
 
 class Resolver:
     """Resolves one tree. ``refs`` is the resolver references point into (itself for
-    parameters; the parameters' resolver for exports)."""
+    parameters; the parameters' resolver for exports).
+
+    The methods under "public" are entry points (drivers, see the module's docstring);
+    ``get``, ``deep`` and the private ones run only under one of this resolver's drivers.
+    """
 
     def __init__(
         self,
@@ -102,24 +157,97 @@ class Resolver:
         self.strict = strict  # raise Missing instead of collecting it
         self.memo: dict[Path, Any] = {}
         self.deep_memo: dict[Path, Any] = {}
-        self.active: dict[Path, None] = {}  # ordered: the loop's path, for messages
+        #: Evaluations under way (the raw value of each), ordered: a loop's path, for messages.
+        self.active: dict[Path, Any] = {}
         self.errors: list[tuple[Location, str]] = []
         self._error_keys: set[tuple[Path, str]] = set()
+        #: The size ``active`` may reach before an evaluation is deferred to the driver
+        #: (STEP more than when the running driver last started an evaluation).
+        self._limit = STEP
+        #: Strict mode: keys whose evaluation raised Missing out of a driver's step, so that
+        #: the suspended evaluations above them get the same Missing when they resume.
+        self._failed: dict[Path, tuple[str, Expr | None]] = {}
+        # References into another resolver go through its driver; into this one, directly.
+        self._lookup: Callable[[Path], Any] = (
+            self._lookup_path if self.refs is self else self.refs.lookup_path
+        )
+        self._lookup_name: Callable[[str], Any] = (
+            self._lookup_ref if self.refs is self else self.refs.lookup_ref
+        )
 
-    # -- public ------------------------------------------------------------------
+    # -- public (drivers) --------------------------------------------------------
 
     def resolve_all(self) -> dict[str, Any]:
-        out = self.deep((), self.root)
+        out = self._drive(lambda: self.deep((), self.root))
         assert isinstance(out, dict)
         return out
 
     def render(self, expr: Expr) -> Any:
         """The value of one expression (a class name, say) against this tree."""
-        return self._render_expr(expr)
+        return self._drive(lambda: self._render_expr(expr))
 
     def value_at(self, path: Path) -> Any:
         """The fully resolved value at ``path``; raises Missing if there is none."""
-        return self.deep(path, self.get(path))
+        return self._drive(lambda: self.deep(path, self.get(path)))
+
+    def lookup_ref(self, text: str) -> Any:
+        """Resolve the reference path ``text`` (``a:b:c``) to its full value."""
+        return self._drive(lambda: self._lookup_ref(text))
+
+    def lookup_path(self, parts: Path) -> Any:
+        return self._drive(lambda: self._lookup_path(parts))
+
+    def ref_name(self, ref: Ref, expr: Expr) -> str:
+        """The key path a (possibly nested) reference names, e.g. for ``${a:${b}}``."""
+        if ref.path is not None:
+            return ref.parts[0]  # type: ignore[return-value]
+        return self._drive(lambda: self._ref_name(ref, expr))
+
+    def describe(self, path: Path) -> str:
+        return self.site.describe(self.node, self.section, path)
+
+    def _drive(self, work: Callable[[], T]) -> T:
+        """Run ``work``; evaluations it defers as too deep are done here first (see the
+        module's docstring), then it is run again."""
+        active = self.active
+        start = len(active)
+        saved_limit = self._limit
+        deferred: tuple[Path, Any] | None = None
+        try:
+            while True:
+                self._limit = len(active) + STEP
+                if deferred is not None:
+                    path, raw = deferred
+                    deferred = None
+                elif len(active) > start:
+                    # Resume the innermost suspended evaluation: it starts over, and finds
+                    # what it needs memoised now.
+                    path, raw = active.popitem()
+                    self._limit = len(active) + STEP
+                else:
+                    try:
+                        return work()
+                    except _Deeper as d:
+                        if d.resolver is not self:
+                            raise
+                        deferred = (d.path, d.raw)
+                        continue
+                if path in self.memo:
+                    continue
+                try:
+                    self._evaluate(path, raw)
+                except _Deeper as d:
+                    if d.resolver is not self:
+                        raise
+                    deferred = (d.path, d.raw)
+                except Missing as m:
+                    # Strict mode: what runs next (the evaluation suspended above this one,
+                    # or ``work``) gets the same Missing where it needs this key.
+                    self._failed[path] = (m.ref, m.expr)
+        finally:
+            while len(active) > start:
+                active.popitem()
+            self._limit = saved_limit
 
     # -- lookups -----------------------------------------------------------------
 
@@ -147,11 +275,10 @@ class Resolver:
                 node = m if m is not _UNSET else self._evaluate(p, node)
         return node
 
-    def lookup_ref(self, text: str) -> Any:
-        """Resolve the reference path ``text`` (``a:b:c``) to its full value."""
-        return self.lookup_path(tuple(split_path(text)))
+    def _lookup_ref(self, text: str) -> Any:
+        return self._lookup_path(tuple(split_path(text)))
 
-    def lookup_path(self, parts: Path) -> Any:
+    def _lookup_path(self, parts: Path) -> Any:
         parent = self.get(parts[:-1]) if len(parts) > 1 else self.root
         key = parts[-1]
         tp = type(parent)
@@ -191,22 +318,41 @@ class Resolver:
         return out
 
     def _evaluate(self, path: Path, raw: Any) -> Any:
-        if path in self.active:
-            loop = [*list(self.active)[list(self.active).index(path) :], path]
-            shown = " -> ".join(":".join(p) for p in loop)
-            raise ReferenceLoopError(f"reference loop: {shown}", self._loc_for(raw, path))
-        self.active[path] = None
+        active = self.active
+        if path in active:
+            self._loop(path, raw)
+        if self._failed and path in self._failed:
+            raise Missing(*self._failed[path])
+        if len(active) >= self._limit:
+            raise _Deeper(self, path, raw)
+        active[path] = raw
         try:
             value = self._render_expr(raw) if type(raw) is Expr else self._render_chain(raw, path)
         except Missing as m:
+            del active[path]
             if self.strict:
                 raise
             self._record_missing(m, raw, path)
             value = None
-        finally:
-            del self.active[path]
+        except _Deeper:
+            raise  # stays in `active`, suspended: the driver resumes it
+        except BaseException:
+            del active[path]
+            raise
+        else:
+            del active[path]
         self.memo[path] = value
         return value
+
+    def _loop(self, path: Path, raw: Any) -> None:
+        keys = list(self.active)
+        loop = [":".join(p) for p in [*keys[keys.index(path) :], path]]
+        if len(loop) > _SHOWN_LOOP:
+            half = _SHOWN_LOOP // 2
+            hidden = len(loop) - 2 * half
+            loop = [*loop[:half], f"... ({hidden} more)", *loop[-half:]]
+        shown = " -> ".join(loop)
+        raise ReferenceLoopError(f"reference loop: {shown}", self._loc_for(raw, path))
 
     def _record_missing(self, m: Missing, raw: Any, path: Path) -> None:
         expr = m.expr
@@ -226,33 +372,47 @@ class Resolver:
             return Location(where.file, where.line, self.node, key)
         return Location(None, None, self.node, key)
 
-    def describe(self, path: Path) -> str:
-        return self.site.describe(self.node, self.section, path)
-
-    def ref_name(self, ref: Ref, expr: Expr) -> str:
-        if ref.is_simple():
-            return ref.parts[0]  # type: ignore[return-value]
-        out = []
-        for p in ref.parts:
-            if isinstance(p, str):
-                out.append(p)
-            else:
-                out.append(str(self._render_ref(p, expr)))
-        return "".join(out)
+    def _ref_name(self, ref: Ref, expr: Expr) -> str:
+        """The name of a nested reference, innermost references first, with an explicit
+        stack: however deep references nest, this uses one Python frame."""
+        stack: list[tuple[Ref, list[str]]] = [(ref, [])]
+        index = [0]
+        while True:
+            r, out = stack[-1]
+            i = index[-1]
+            if i < len(r.parts):
+                index[-1] = i + 1
+                p = r.parts[i]
+                if isinstance(p, str):
+                    out.append(p)
+                elif p.path is not None:
+                    out.append(str(self._render_ref(p, expr)))
+                else:
+                    stack.append((p, []))
+                    index.append(0)
+                continue
+            stack.pop()
+            index.pop()
+            name = "".join(out)
+            if not stack:
+                return name
+            stack[-1][1].append(str(self._lookup_named(name, expr)))
 
     def _render_ref(self, ref: Ref, expr: Expr) -> Any:
         path = ref.path
         if path is not None:
             try:
-                return self.refs.lookup_path(path)
+                return self._lookup(path)
             except Missing as m:
                 if m.expr is None:
                     m.expr = expr
                     m.ref = ":".join(path)
                 raise
-        name = self.ref_name(ref, expr)
+        return self._lookup_named(self._ref_name(ref, expr), expr)
+
+    def _lookup_named(self, name: str, expr: Expr) -> Any:
         try:
-            return self.refs.lookup_ref(name)
+            return self._lookup_name(name)
         except Missing as m:
             if m.expr is None:
                 m.expr = expr

@@ -42,8 +42,18 @@ class Ref:
         )
 
     def text(self) -> str:
-        inner = "".join(p if isinstance(p, str) else p.text() for p in self.parts)
-        return REF_OPEN + inner + REF_CLOSE
+        # Iterative: references may nest deeper than Python's recursion limit.
+        out: list[str] = []
+        todo: list[str | Ref] = [self]
+        while todo:
+            p = todo.pop()
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                todo.append(REF_CLOSE)
+                todo.extend(reversed(p.parts))
+                todo.append(REF_OPEN)
+        return "".join(out)
 
     def is_simple(self) -> bool:
         return len(self.parts) == 1 and isinstance(self.parts[0], str)
@@ -236,7 +246,12 @@ def _parse_full(s: str) -> list[str | Ref | Query]:
 
 
 def _scan_ref(s: str, i: int) -> tuple[Ref, int]:
-    """Scan a reference body starting after ``${``; return it and the index after ``}``."""
+    """Scan a reference body starting after ``${``; return it and the index after ``}``.
+
+    Nested references are kept on an explicit stack, so nesting depth is not limited by
+    Python's recursion limit.
+    """
+    outer: list[list[str | Ref]] = []  # the parts of the references around this one
     parts: list[str | Ref] = []
     buf: list[str] = []
     n = len(s)
@@ -245,8 +260,9 @@ def _scan_ref(s: str, i: int) -> tuple[Ref, int]:
             if buf:
                 parts.append("".join(buf))
                 buf = []
-            inner, i = _scan_ref(s, i + 2)
-            parts.append(inner)
+            outer.append(parts)
+            parts = []
+            i += 2
         elif s.startswith(ESC + ESC, i) and (
             s.startswith(REF_OPEN, i + 2)
             or s.startswith(REF_CLOSE, i + 2)
@@ -264,9 +280,15 @@ def _scan_ref(s: str, i: int) -> tuple[Ref, int]:
         elif s[i] == REF_CLOSE:
             if buf:
                 parts.append("".join(buf))
+                buf = []
             if not parts:
                 raise _malformed(s, "empty reference ${}")
-            return Ref(parts), i + 1
+            ref = Ref(parts)
+            i += 1
+            if not outer:
+                return ref, i
+            parts = outer.pop()
+            parts.append(ref)
         else:
             buf.append(s[i])
             i += 1

@@ -5,6 +5,7 @@ Master (or minion) configuration::
     ext_pillar:
       - saline:
           model: /srv/model        # the model folder (classes/, nodes/)
+          cache_dir: /var/cache/saline   # optional: keep prepared model files here
 
 The minion id is the node name. A minion the model does not know gets no pillar.
 """
@@ -22,12 +23,19 @@ def __virtual__() -> str:
 
 
 def ext_pillar(
-    minion_id: str, pillar: dict[str, Any], model: str | None = None, **kwargs: Any
+    minion_id: str,
+    pillar: dict[str, Any],
+    model: str | None = None,
+    cache_dir: str | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    from saline.errors import NodeNotFoundError
+    from saline.errors import ConfigError, NodeNotFoundError
     from saline.model import load_model
+    from saline.model.cache import FileCache
 
-    loaded = load_model(model)
+    if not model:
+        raise ConfigError("the saline ext_pillar needs 'model': the model folder")
+    loaded = load_model(model, FileCache.under(cache_dir))
     try:
         params: dict[str, Any] = loaded.node(minion_id).parameters
     except NodeNotFoundError:

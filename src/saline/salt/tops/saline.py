@@ -5,6 +5,7 @@ Configuration::
     master_tops:
       saline:
         model: /srv/model
+        cache_dir: /var/cache/saline   # optional: keep prepared model files here
 
 The node's ``applications`` are the states applied by a highstate (formula names, whose
 ``init.sls`` installs, configures and runs the service on a host).
@@ -22,15 +23,19 @@ def __virtual__() -> str:
 
 
 def top(**kwargs: Any) -> dict[str, list[str]]:
-    from saline.errors import NodeNotFoundError
+    from saline.errors import ConfigError, NodeNotFoundError
     from saline.model import load_model
+    from saline.model.cache import FileCache
 
     opts = kwargs.get("opts", {})
     minion_id = opts.get("id")
     if not minion_id:
         return {}
     config = __opts__.get("master_tops", {}).get("saline", {}) or {}
-    loaded = load_model(config.get("model"))
+    model = config.get("model")
+    if not model:
+        raise ConfigError("the saline master_tops module needs 'model': the model folder")
+    loaded = load_model(model, FileCache.under(config.get("cache_dir")))
     try:
         node = loaded.node(minion_id)
     except NodeNotFoundError:
