@@ -74,9 +74,10 @@ def main() -> int:
     sys.path.insert(0, os.path.join(REPO, "src"))
     from saline.runtime.podman import Podman
     from saline.runtime.registry import LocalRegistry
-    from saline.state import state_dir
+    from saline.settings import resolve
 
-    podman = Podman.default()
+    state_dir = resolve({}, os.environ, os.getcwd()).state_dir  # as `saline build` finds it
+    podman = Podman.for_state(state_dir)
     env = podman.env()
     images = subprocess.run(
         ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"],
@@ -88,7 +89,7 @@ def main() -> int:
     if ours:
         subprocess.run(["podman", "rmi", "-f", *ours], capture_output=True, env=env)
     if args.clear_apt_cache:
-        shutil.rmtree(os.path.join(state_dir(), "apt-cache"), ignore_errors=True)
+        shutil.rmtree(os.path.join(state_dir, "apt-cache"), ignore_errors=True)
 
     work = tempfile.mkdtemp(prefix="saline-bench-")
     registry = LocalRegistry(f"127.0.0.1:{free_port()}", os.path.join(work, "registry"))

@@ -72,8 +72,8 @@ def own_start(podman: Podman, container: str) -> float:
 
 
 def main() -> None:
-    podman = Podman.default()
     state = tempfile.mkdtemp(prefix="saline-bench-stack-")
+    podman = Podman.for_state(state)  # the settings the saline commands below use
     env = {
         **os.environ,
         "SALINE_STATE_DIR": state,

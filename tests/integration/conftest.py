@@ -7,7 +7,6 @@ into podman, tagged by a digest of what went in) and shared by every test of a s
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -18,33 +17,36 @@ from pathlib import Path
 
 import pytest
 
-from saline.build.rootfs import build_rootfs, rootfs_digest
+from saline.build.graph import rootfs_digest
+from saline.build.rootfs import build_rootfs
 from saline.runtime.podman import Podman
+from saline.settings import DebianMirrors, resolve
+from tools import require_tools
 
 SSH_INCLUDE = ["openssh-server", "python3"]
 SSH_HOOKS = ['mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"']
 PATH_ENV = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _require(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/install installs them)")
-
-
 @pytest.fixture(scope="session")
 def podman() -> Podman:
-    _require("podman")
-    return Podman.default()
+    require_tools("podman")
+    return saline_podman()
+
+
+def saline_podman() -> Podman:
+    """podman with the settings (containers.conf) the `saline` commands of the tests use:
+    the state folder resolved as the command line resolves it."""
+    return Podman.for_state(resolve({}, os.environ, os.getcwd()).state_dir)
 
 
 @pytest.fixture(scope="session")
 def ssh_host_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
-    _require("mmdebstrap")
+    require_tools("mmdebstrap")
     ref = f"localhost/saline-test-sshd:{rootfs_digest(SSH_INCLUDE, SSH_HOOKS)}"
     if not podman.image_exists(ref):
         tar = str(tmp_path_factory.mktemp("rootfs") / "rootfs.tar")
-        build_rootfs(tar, SSH_INCLUDE, SSH_HOOKS)
+        build_rootfs(tar, SSH_INCLUDE, SSH_HOOKS, mirrors=DebianMirrors())
         podman.import_rootfs(tar, ref, [PATH_ENV])
         os.remove(tar)
     return ref
@@ -55,6 +57,8 @@ class SshHost:
     name: str
     port: int
     key: str
+    #: A known_hosts file with the host's keys (ssh-keyscan), for verified connections.
+    known_hosts: str
 
     @property
     def target(self) -> str:
@@ -105,7 +109,7 @@ def ssh_host(podman: Podman, ssh_host_image: str, tmp_path: Path) -> Iterator[Ss
         publish=[f"127.0.0.1:{port}:22"],
         volumes=[f"{key}.pub:/root/.ssh/authorized_keys:ro,Z"],
     )
-    host = SshHost(name, port, str(key))
+    host = SshHost(name, port, str(key), str(tmp_path / "known_hosts"))
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -116,6 +120,14 @@ def ssh_host(podman: Podman, ssh_host_image: str, tmp_path: Path) -> Iterator[Ss
                 if time.monotonic() > deadline:
                     raise RuntimeError("sshd did not come up:\n" + podman.logs(name)) from None
                 time.sleep(0.5)
+        scan = subprocess.run(
+            ["ssh-keyscan", "-p", str(port), "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"[127.0.0.1]:{port} ssh-ed25519 " in scan.stdout, scan.stderr
+        Path(host.known_hosts).write_text(scan.stdout)
         yield host
     finally:
         podman.remove(name)

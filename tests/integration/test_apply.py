@@ -1,4 +1,5 @@
-"""`saline apply` for real: Salt over SSH into a disposable Debian host, and masterless."""
+"""`saline host apply` for real: Salt over SSH into a disposable Debian host (its SSH host
+key verified), and masterless."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from integration.conftest import SshHost
+from saline.salt.runner import HostKeyError, StateResult, apply_ssh
 
 pytestmark = pytest.mark.integration
 
@@ -17,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "openstack")
 CTL = "ctl01.openstack.local"
 SALINE = str(Path(sys.executable).parent / "saline")
+FORMULAS = [str(REPO / "formulas")]
 
 
 def saline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,9 +28,20 @@ def saline(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def apply_on(host: SshHost, *args: str) -> subprocess.CompletedProcess[str]:
-    """`saline apply` of the example controller node on ``host``."""
+    """`saline host apply` of the example controller node on ``host``."""
     return saline(
-        "apply", CTL, "--host", host.target, "--ssh-key", host.key, "--model", EXAMPLE, *args
+        "host",
+        "apply",
+        CTL,
+        "--host",
+        host.target,
+        "--ssh-key",
+        host.key,
+        "--known-hosts",
+        host.known_hosts,
+        "--model",
+        EXAMPLE,
+        *args,
     )
 
 
@@ -39,6 +54,8 @@ def test_apply_over_ssh_installs_configures_and_converges(
         ssh_host.target,
         "--ssh-key",
         ssh_host.key,
+        "--known-hosts",
+        ssh_host.known_hosts,
         "--model",
         EXAMPLE,
         "--states",
@@ -46,12 +63,12 @@ def test_apply_over_ssh_installs_configures_and_converges(
         "--no-services",
     ]
     # --test first: says what would change, changes nothing.
-    dry = saline("apply", *common, "--test", "--format", "json")
+    dry = saline("host", "apply", *common, "--test", "--format", "json")
     assert dry.returncode == 0, dry.stderr
     assert {r["id"] for r in json.loads(dry.stdout)} == {"memcached_packages", "memcached_config"}
     assert "memcached" not in ssh_host.run("dpkg-query -W -f '${Package}\\n' 2>/dev/null || true")
 
-    done = saline("apply", *common)
+    done = saline("host", "apply", *common)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 states: 2 changed, 0 failed" in done.stdout
     assert ssh_host.run("dpkg-query -W -f '${Status}' memcached") == "install ok installed"
@@ -65,7 +82,7 @@ def test_apply_over_ssh_installs_configures_and_converges(
     assert ssh_host.run("cat /etc/memcached.conf") == expected
 
     # Running again converges: nothing left to change.
-    again = saline("apply", *common, "--format", "json")
+    again = saline("host", "apply", *common, "--format", "json")
     assert again.returncode == 0
     assert all(not r["changes"] for r in json.loads(again.stdout))
 
@@ -85,7 +102,9 @@ def test_apply_test_mode_shows_diffs_of_changed_config(ssh_host: SshHost) -> Non
 
 
 def test_apply_local_test_mode_runs_the_highstate() -> None:
-    out = saline("apply", CTL, "--host", "local", "--model", EXAMPLE, "--test", "--format", "json")
+    out = saline(
+        "host", "apply", CTL, "--host", "local", "--model", EXAMPLE, "--test", "--format", "json"
+    )
     assert out.returncode == 0, out.stderr
     ids = {r["id"] for r in json.loads(out.stdout)}
     # The node's applications (memcached, keystone, glance) make its highstate.
@@ -123,3 +142,61 @@ def test_secrets_are_masked_in_diffs(ssh_host: SshHost) -> None:
     assert "+connection = mysql+pymysql://glance:********@10.10.0.10:3306/glance" in out.stdout
     for secret in ("example-glance-db", "example-glance-service", "example-rabbit"):
         assert secret not in out.stdout
+
+
+def test_the_host_key_is_verified(ssh_host: SshHost, tmp_path: Path) -> None:
+    def apply(**options: Any) -> list[StateResult]:
+        return apply_ssh(
+            CTL,
+            EXAMPLE,
+            FORMULAS,
+            f"root@127.0.0.1:{ssh_host.port}",
+            ["memcached.configure"],
+            True,
+            ssh_host.key,
+            **options,
+        )
+
+    # Its key in the known_hosts file (ssh-keyscan): verified, and the run goes ahead.
+    assert [r.id for r in apply(known_hosts=ssh_host.known_hosts)] == ["memcached_config"]
+
+    # Not there: refused before anything runs, with what to do about it.
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError) as info:
+        apply(known_hosts=str(empty))
+    message = str(info.value)
+    assert f"the SSH host key of 127.0.0.1 (port {ssh_host.port}) is unknown" in message
+    assert f"`ssh-keyscan -p {ssh_host.port} 127.0.0.1 >> {empty}`" in message
+    assert "--insecure-ignore-host-keys" in message
+    assert empty.read_text() == ""  # nothing was added behind the user's back
+
+    # A different key than the one recorded: refused, and said so.
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, key = Path(f"{other}.pub").read_text().split()[:2]
+    changed = tmp_path / "changed_known_hosts"
+    changed.write_text(f"[127.0.0.1]:{ssh_host.port} {kind} {key}\n")
+    with pytest.raises(HostKeyError, match="has CHANGED since it was recorded"):
+        apply(known_hosts=str(changed))
+
+    # Verification off (a disposable host): it runs, and writes no known_hosts file.
+    assert [r.id for r in apply(known_hosts=str(empty), ignore_host_keys=True)] == [
+        "memcached_config"
+    ]
+    assert empty.read_text() == ""
+
+
+def test_an_unknown_host_key_is_one_message_from_the_command_line(
+    ssh_host: SshHost, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    common = ["--host", ssh_host.target, "--ssh-key", ssh_host.key, "--model", EXAMPLE]
+    args = [*common, "--known-hosts", str(empty), "--states", "memcached.configure", "--test"]
+    refused = saline("host", "apply", CTL, *args)
+    assert refused.returncode == 1
+    assert "is unknown" in refused.stderr and "--insecure-ignore-host-keys" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    insecure = saline("host", "apply", CTL, *args, "--insecure-ignore-host-keys")
+    assert insecure.returncode == 0, insecure.stdout + insecure.stderr

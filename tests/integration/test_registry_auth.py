@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import free_port
-from saline.runtime.podman import Podman
+from integration.conftest import free_port, saline_podman
+from tools import require_tools
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +25,7 @@ SALINE = str(Path(sys.executable).parent / "saline")
 
 @pytest.fixture
 def secure_registry(tmp_path: Path) -> Iterator[str]:
-    for tool in ("docker-registry", "htpasswd", "openssl", "podman", "skopeo"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} (scripts/install installs it)")
+    require_tools("docker-registry", "htpasswd", "openssl", "podman", "skopeo")
     port = free_port()
     subprocess.run(
         [
@@ -111,7 +108,7 @@ def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_p
         "applications: [memcached]\nparameters:\n  memcached:\n    server:\n      enabled: true\n"
     )
     auth = tmp_path / "auth.json"
-    env = {**Podman.default().env(), "REGISTRY_AUTH_FILE": str(auth)}
+    env = {**saline_podman().env(), "REGISTRY_AUTH_FILE": str(auth)}
     login = subprocess.run(
         [
             "podman",
@@ -152,4 +149,13 @@ def test_push_to_a_registry_with_tls_and_credentials(secure_registry: str, tmp_p
     again = build_and_push(model, secure_registry, env)
     assert again.returncode == 0
     assert not any(r["pushed"] for r in json.loads(again.stdout))
+
+    # Without credentials the registry cannot say whether it has the images: an error that
+    # names the registry and the cure, never "absent, so build and push again".
+    refused = build_and_push(model, secure_registry, anonymous_env)
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stdout == ""
+    login_hint = f"run `podman login {secure_registry}`"
+    assert f"registry {secure_registry}: authentication required: {login_hint}" in refused.stderr
+    assert "Traceback" not in refused.stderr
     os.remove(auth)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 
 from ..errors import SalineError
 from ..runtime.podman import Podman
-from ..state import state_dir
+from ..runtime.process import run
+from ..settings import DebianMirrors
 from .graph import BASE_FILES, BASE_HOOKS, BASE_PACKAGES, PATH_ENV, SALT_REQUIREMENTS, ImageSpec
 from .rootfs import build_rootfs
 
@@ -50,6 +50,8 @@ _PRUNE_PREFIXES = (
     "azurearm",
 )
 _PRUNE_IN = ["modules", "states", "grains", "returners", "pillar"]
+#: pip's time limit for fetching Salt and its dependencies (a few MB of wheels).
+PIP_TIMEOUT = 900.0
 _FAILED = re.compile(r"^SALINE-FAILED-STATE (.*)$", re.M)
 
 
@@ -68,16 +70,27 @@ class BuildResult:
 
 
 class Builder:
+    """Builds (or pulls) the images of a plan, and pushes them.
+
+    ``registry``: where images are pulled from and pushed to (None: local only);
+    ``apt_cache_dir``: the host folder shared by service builds as apt's download cache;
+    ``debian``: where the base image's packages are downloaded from.
+    """
+
     def __init__(
         self,
         podman: Podman,
         registry: str | None,
-        progress: Callable[[str], None] = lambda s: None,
+        progress: Callable[[str], None],
+        *,
+        apt_cache_dir: str,
+        debian: DebianMirrors,
     ) -> None:
         self.podman = podman
         self.registry = registry
         self.progress = progress
-        self.apt_cache = os.path.join(state_dir(), "apt-cache")
+        self.apt_cache = apt_cache_dir
+        self.debian = debian
 
     def ensure(self, specs: list[ImageSpec], push: bool = False) -> list[BuildResult]:
         # Local names do not depend on the registry (localhost/saline/NAME:DIGEST), so
@@ -122,7 +135,7 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix=f"saline-build-{spec.name}-") as ctx:
             if spec.kind == "base":
                 tar = os.path.join(ctx, "rootfs.tar")
-                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS, BASE_FILES)
+                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS, BASE_FILES, mirrors=self.debian)
                 self.podman.import_rootfs(
                     tar, ref, [f"ENV PATH={PATH_ENV}", "LABEL saline.image=base"]
                 )
@@ -141,9 +154,9 @@ class Builder:
             else:
                 os.makedirs(self.apt_cache, exist_ok=True)
                 volumes = [f"{self.apt_cache}:/var/cache/apt/archives"]
-            proc = self.podman.build(ctx, ref, volumes)
-            if proc.returncode != 0:
-                output = proc.stdout + proc.stderr
+            done = self.podman.build(ctx, ref, volumes)
+            if done.returncode != 0:
+                output = done.output
                 failed = _FAILED.findall(output)
                 tail = "\n".join(output.strip().splitlines()[-25:])
                 if failed:
@@ -152,7 +165,7 @@ class Builder:
                         f"Salt output (last lines):\n{tail}"
                     )
                 raise BuildError(
-                    f"image {spec.name}: podman build failed (exit {proc.returncode}):\n{tail}"
+                    f"image {spec.name}: podman build failed (exit {done.returncode}):\n{tail}"
                 )
 
     @staticmethod
@@ -173,11 +186,9 @@ class Builder:
             "-r",
             SALT_REQUIREMENTS,
         ]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"}
-        )
-        if proc.returncode != 0:
-            raise BuildError(f"pip could not fetch Salt for the image:\n{proc.stderr[-2000:]}")
+        done = run(cmd, timeout=PIP_TIMEOUT, env={**os.environ, "PIP_NO_INPUT": "1"}, check=False)
+        if done.returncode != 0:
+            raise BuildError(f"pip could not fetch Salt for the image:\n{done.stderr[-2000:]}")
         shutil.rmtree(os.path.join(site, "bin"), ignore_errors=True)
         for entry in os.listdir(site):
             if entry.endswith(".dist-info"):
@@ -188,7 +199,7 @@ class Builder:
             for f in files:
                 path = os.path.join(dirpath, f)
                 if f.endswith(".so"):
-                    subprocess.run(["strip", "--strip-unneeded", path], check=False)
+                    run(["strip", "--strip-unneeded", path], timeout=60, check=False)
                 elif f.endswith((".c", ".h", ".pyx")):
                     os.remove(path)
         for junk in ("tornado/test", "share", "salt/cloud/deploy"):

@@ -3,7 +3,8 @@
 Every image is tagged by a digest of everything that goes into it, so the same inputs
 give the same tag on any machine and an image whose tag exists is never rebuilt:
 
-* ``base``: the Debian suite, mirrors, packages and hooks of its root file system;
+* ``base``: the Debian suite, packages and hooks of its root file system (not the
+  mirrors it is downloaded from: where, not what);
 * ``salt``: the base's tag, the pinned Salt packages, the entrypoint, its recipe;
 * a service: the salt layer's tag, every file of its formula, the service's metadata.
 
@@ -19,7 +20,68 @@ import os
 from dataclasses import dataclass, field
 
 from ..formulas import Formula, Service
-from .rootfs import rootfs_digest
+from ..settings import DebianMirrors
+
+# -- the Debian root file system of the base image (built by .rootfs with mmdebstrap) ----
+
+SUITE = "bookworm"
+
+
+def debian_sources(mirrors: DebianMirrors, suite: str = SUITE) -> list[str]:
+    """bookworm, bookworm-updates and bookworm-security (keystone 22.0.2 is in security).
+    Pure."""
+    return [
+        f"deb {mirrors.archive} {suite} main",
+        f"deb {mirrors.archive} {suite}-updates main",
+        f"deb {mirrors.security} {suite}-security main",
+    ]
+
+
+# Kept in the image's apt and dpkg configuration, so packages installed later on top of
+# it (service images) follow them too: no Recommends, no docs, man pages or locales.
+APT_OPTIONS = ['Apt::Install-Recommends "false"', 'Apt::Install-Suggests "false"']
+DPKG_OPTIONS = [
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+]
+
+
+def mmdebstrap_command(
+    out: str, include: list[str], hooks: list[str], mirrors: DebianMirrors
+) -> list[str]:
+    """The mmdebstrap command line for a minbase rootfs tarball. Pure."""
+    cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet"]
+    cmd += [f"--aptopt={o}" for o in APT_OPTIONS]
+    cmd += [f"--dpkgopt={o}" for o in DPKG_OPTIONS]
+    if include:
+        cmd.append("--include=" + ",".join(include))
+    for hook in hooks:
+        cmd.append("--customize-hook=" + hook)
+    return [*cmd, SUITE, out, *debian_sources(mirrors)]
+
+
+def rootfs_digest(
+    include: list[str], hooks: list[str], files: dict[str, tuple[str, int]] | None = None
+) -> str:
+    """A digest of what goes into a rootfs, for tagging what is built from it. Pure.
+
+    The suite and its components (the sources' suites, see :func:`debian_sources`), the
+    packages, hooks, added files and apt/dpkg options are in it. The mirrors are not: they
+    say where packages are downloaded from, not what is installed, so the same recipe
+    built through a local mirror gets the same tag (and a tag never depends on a setting
+    of the machine that built it).
+    """
+    added = [f"{path}:{mode:o}:{text}" for path, (text, mode) in sorted((files or {}).items())]
+    sources = [line.split(" ", 2)[2] for line in debian_sources(DebianMirrors())]
+    parts = [SUITE, *sources, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
+    return hashlib.sha256("\n".join([*parts, *added]).encode()).hexdigest()[:16]
+
+
+# -- the image graph ---------------------------------------------------------------------
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SALT_REQUIREMENTS = os.path.join(HERE, "salt-requirements.txt")

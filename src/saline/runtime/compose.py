@@ -8,13 +8,13 @@ decides when each service may start: podman-compose cannot wait for health with 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from .podman import Podman, PodmanError
+from .process import Completed, run
 
 PROJECT_LABEL = "io.podman.compose.project"
 # One podman-compose at a time: each call creates the project's missing pod, network and
@@ -53,32 +53,30 @@ class Container:
 
 @dataclass(frozen=True)
 class ComposeRunner:
+    """podman-compose on one compose file and project, with ``podman``'s settings."""
+
     podman: Podman
     file: str
     project: str
 
-    @classmethod
-    def default(cls, file: str, project: str) -> ComposeRunner:
-        return cls(Podman.default(), file, project)
-
-    def _compose(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+    def _compose(self, args: list[str], timeout: float) -> Completed:
         cmd = [sys.executable, "-m", "podman_compose", "-f", self.file, "-p", self.project, *args]
         with _COMPOSE_LOCK:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=self.podman.env())
-        if proc.returncode != 0:
-            output = _essentials(proc.stdout + proc.stderr)
-            raise PodmanError(["podman-compose", *args], proc.returncode, output)
-        return proc
+            done = run(cmd, timeout=timeout, env=self.podman.env(), check=False)
+        if done.returncode != 0:
+            output = _essentials(done.output)
+            raise PodmanError(done.argv, done.returncode, done.stdout, done.stderr, output=output)
+        return done
 
-    def up(self, services: list[str], recreate: bool = False) -> None:
+    def up(self, services: list[str], recreate: bool = False, timeout: float = 600.0) -> None:
         """Create what is missing or changed and start ``services``, and only them."""
         args = ["up", "-d", "--no-deps"]
         if recreate:
             args.append("--force-recreate")
-        self._compose([*args, *services])
+        self._compose([*args, *services], timeout)
 
-    def down(self, volumes: bool) -> None:
-        self._compose(["down", *(["--volumes"] if volumes else [])])
+    def down(self, volumes: bool, timeout: float = 600.0) -> None:
+        self._compose(["down", *(["--volumes"] if volumes else [])], timeout)
 
     def containers(self) -> dict[str, Container]:
         """The stack's containers by compose service."""
@@ -105,8 +103,10 @@ class ComposeRunner:
     def healthcheck(self, container: str) -> tuple[bool, str]:
         return self.podman.healthcheck(container)
 
-    def wait(self, container: str) -> int:
-        return self.podman.wait(container)
+    def wait(self, container: str, *, timeout: float) -> int:
+        """The container's exit code, once it exits (at most ``timeout`` seconds: else
+        :class:`.process.CommandTimeout`)."""
+        return self.podman.wait(container, timeout=timeout)
 
     def state(self, container: str) -> dict[str, Any] | None:
         return self.podman.inspect_state(container)

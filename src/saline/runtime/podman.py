@@ -1,21 +1,25 @@
-"""The one place saline runs podman. Command lines are built as data, run in ``_run``.
+"""The one place saline runs podman (and skopeo, which reads podman's credentials).
+
+Command lines are built as data and run through :func:`.process.run` in ``_run``, each
+with a time limit.
 
 podman's defaults fail on this kind of machine (crun refuses the hybrid cgroup layout;
 raising rlimits needs CAP_SYS_RESOURCE), so every call gets a containers.conf owned by
-saline through ``CONTAINERS_CONF``; /etc is left alone.
+saline through ``CONTAINERS_CONF``; /etc is left alone. Where it lives is the caller's
+choice (:meth:`Podman.for_state`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SalineError
-from ..state import state_dir
+from .process import CommandError, CommandTimeout, Completed, run
+from .registry import RegistryError
 
 CONTAINERS_CONF = """\
 # Written by saline: podman settings that work without systemd-managed cgroups v2.
@@ -26,62 +30,168 @@ default_ulimits = ["nofile=10000:10000", "nproc=4096:4096"]
 runtime = "runc"
 """
 
+#: Time limits (seconds) of podman calls that only read or change podman's own records.
+QUICK = 60.0
+#: ... of calls that start, stop or remove containers (a container's stop signal, mounts).
+CONTAINER = 300.0
+#: Defaults of the long ones, each a parameter of its method.
+BUILD_TIMEOUT = 3600.0
+TRANSFER_TIMEOUT = 1800.0  # pull, push
+IMPORT_TIMEOUT = 600.0
 
-class PodmanError(SalineError):
+
+class PodmanError(CommandError):
     """A podman command failed; carries the command line, exit code and output."""
 
-    def __init__(self, cmd: list[str], code: int, output: str) -> None:
-        self.cmd = cmd
-        self.code = code
-        self.output = output
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"{' '.join(cmd[:4])} ... failed (exit {code}):\n{tail}")
+
+def split_host_port(hostport: str) -> tuple[str, int | None] | None:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` as (host, port); None when it is
+    none of these. Pure."""
+    if hostport.startswith("["):
+        host, sep, rest = hostport[1:].partition("]")
+        if not sep:
+            return None
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            return None
+        port = rest[1:]
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    elif ":" in hostport:  # an IPv6 address without brackets: no port
+        return hostport, None
+    else:
+        return hostport, None
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        return None
+    return host, int(port)
+
+
+def is_loopback(hostport: str) -> bool:
+    """Whether a registry address (``host[:port]``) is on this machine: exactly
+    ``localhost``, 127.0.0.0/8 or ::1. Anything else, and anything that does not parse
+    (``localhost.evil.com``, ``127.evil.com``), is not. Pure."""
+    parsed = split_host_port(hostport)
+    if parsed is None:
+        return False
+    host = parsed[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def registry_of(ref: str) -> str:
+    """The registry part (``host[:port]``) of an image reference. Pure."""
+    return ref.removeprefix("docker://").split("/", 1)[0]
+
+
+def tls_verify(ref: str) -> bool:
+    """Verify TLS except for a registry on this machine (saline's own serves plain HTTP).
+    The one rule for podman pull/push and skopeo. Pure."""
+    return not is_loopback(registry_of(ref))
 
 
 def _tls(ref: str) -> str:
-    """Verify TLS except for a registry on this machine (saline's own serves plain HTTP)."""
-    host = ref.split("/", 1)[0]
-    local = host.startswith(("127.", "localhost", "[::1]"))
-    return "false" if local else "true"
+    """:func:`tls_verify` as podman's and skopeo's ``--tls-verify`` value. Pure."""
+    return "true" if tls_verify(ref) else "false"
+
+
+# What skopeo says when a registry answers "no such image" (distribution's MANIFEST_UNKNOWN,
+# NAME_UNKNOWN, a plain 404), and when the registry itself cannot be used. Checked in this
+# order: a registry that cannot be used never reads as "absent".
+_UNUSABLE: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"unauthorized|authentication required|\b401\b|denied|forbidden", re.I),
+        "authentication required: run `podman login {registry}`",
+    ),
+    (
+        re.compile(r"x509|certificate|tls: |server gave HTTP response to HTTPS client", re.I),
+        "TLS failed ({detail}); give podman the registry's CA certificate",
+    ),
+    (
+        re.compile(
+            r"connection refused|no such host|no route to host|network is unreachable"
+            r"|i/o timeout|timeout|deadline exceeded|connection reset|server misbehaving"
+            r"|temporary failure in name resolution|\bEOF\b",
+            re.I,
+        ),
+        "not reachable ({detail})",
+    ),
+]
+_ABSENT = re.compile(r"manifest unknown|name unknown|not found|\b404\b", re.I)
+
+
+def _detail(output: str) -> str:
+    """skopeo's reason, from the last line of its error: without the log prefix
+    (``time=... level=fatal msg="..."``) and the parts that repeat the image and the URL.
+    Pure."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    m = re.search(r'msg="(.*)"\s*$', last)
+    text = m.group(1).replace('\\"', '"') if m else re.sub(r"^FATA\[\d+\]\s*", "", last)
+    text = re.sub(r'^Error parsing image name "[^"]*": ', "", text.strip())
+    return re.sub(r'^pinging container registry \S+: Get "[^"]*": ', "", text)
+
+
+def classify_inspect_failure(ref: str, output: str) -> RegistryError | None:
+    """What a failed ``skopeo inspect`` of ``ref`` means: None if the image is absent from
+    a registry that answered, else the error that makes the registry unusable. Pure."""
+    registry = registry_of(ref)
+    detail = _detail(output)
+    for pattern, message in _UNUSABLE:
+        if pattern.search(output):
+            cause = message.format(registry=registry, detail=detail)
+            return RegistryError(f"registry {registry}: {cause}")
+    if _ABSENT.search(output):
+        return None
+    return RegistryError(f"registry {registry}: cannot tell whether it has {ref}: {detail}")
 
 
 @dataclass(frozen=True)
 class Podman:
-    """podman with saline's containers.conf."""
+    """podman with saline's containers.conf (the path in ``conf``)."""
 
     conf: str
 
     @classmethod
-    def default(cls) -> Podman:
-        path = os.path.join(state_dir(), "containers.conf")
+    def for_state(cls, state_dir: str) -> Podman:
+        """podman with the containers.conf kept in ``state_dir`` (written if missing or
+        out of date)."""
+        path = os.path.join(state_dir, "containers.conf")
         current = None
         if os.path.exists(path):
             with open(path) as fh:
                 current = fh.read()
         if current != CONTAINERS_CONF:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(state_dir, exist_ok=True)
             with open(path, "w") as fh:
                 fh.write(CONTAINERS_CONF)
         return cls(path)
 
     def env(self) -> dict[str, str]:
+        """The environment of a podman (or skopeo, podman-compose) child: saline's own,
+        plus saline's containers.conf."""
         return {**os.environ, "CONTAINERS_CONF": self.conf}
 
-    def _run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = ["podman", *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env())
-        if check and proc.returncode != 0:
-            raise PodmanError(cmd, proc.returncode, proc.stdout + proc.stderr)
-        return proc
+    def _run(self, args: list[str], *, timeout: float = QUICK, check: bool = True) -> Completed:
+        done = run(["podman", *args], timeout=timeout, env=self.env(), check=False)
+        if check and done.returncode != 0:
+            raise PodmanError(done.argv, done.returncode, done.stdout, done.stderr)
+        return done
 
     def image_exists(self, ref: str) -> bool:
         return self._run(["image", "exists", ref], check=False).returncode == 0
 
-    def import_rootfs(self, tar: str, ref: str, changes: list[str]) -> None:
+    def import_rootfs(
+        self, tar: str, ref: str, changes: list[str], timeout: float = IMPORT_TIMEOUT
+    ) -> None:
         args = ["import"]
         for c in changes:
             args += ["--change", c]
-        self._run([*args, tar, ref])
+        self._run([*args, tar, ref], timeout=timeout)
 
     def run_detached(
         self, name: str, image: str, command: list[str], publish: list[str], volumes: list[str]
@@ -91,10 +201,13 @@ class Podman:
             args += ["-p", p]
         for v in volumes:
             args += ["-v", v]
-        self._run([*args, image, *command])
+        self._run([*args, image, *command], timeout=CONTAINER)
 
-    def build(self, context: str, ref: str, volumes: list[str]) -> subprocess.CompletedProcess[str]:
-        """``podman build`` of ``context``/Containerfile; the caller reads the output."""
+    def build(
+        self, context: str, ref: str, volumes: list[str], timeout: float = BUILD_TIMEOUT
+    ) -> Completed:
+        """``podman build`` of ``context``/Containerfile; the caller reads the exit code and
+        the output (a time limit still raises :class:`.process.CommandTimeout`)."""
         args = [
             "build",
             "--layers",
@@ -107,23 +220,36 @@ class Podman:
         ]
         for v in volumes:
             args += ["-v", v]
-        return self._run([*args, context], check=False)
+        return self._run([*args, context], timeout=timeout, check=False)
 
-    def pull(self, ref: str) -> None:
-        self._run(["pull", f"--tls-verify={_tls(ref)}", ref])
+    def pull(self, ref: str, timeout: float = TRANSFER_TIMEOUT) -> None:
+        self._run(["pull", f"--tls-verify={_tls(ref)}", ref], timeout=timeout)
 
-    def push(self, local: str, remote: str) -> None:
-        self._run(["push", f"--tls-verify={_tls(remote)}", local, f"docker://{remote}"])
-
-    def remote_exists(self, ref: str) -> bool:
-        """Whether a registry has ``ref``, with podman's credentials (``podman login``)."""
-        proc = subprocess.run(
-            ["skopeo", "inspect", "--raw", f"--tls-verify={_tls(ref)}", f"docker://{ref}"],
-            capture_output=True,
-            text=True,
-            env=self.env(),
+    def push(self, local: str, remote: str, timeout: float = TRANSFER_TIMEOUT) -> None:
+        self._run(
+            ["push", f"--tls-verify={_tls(remote)}", local, f"docker://{remote}"],
+            timeout=timeout,
         )
-        return proc.returncode == 0
+
+    def remote_exists(self, ref: str, timeout: float = 120.0) -> bool:
+        """Whether a registry has ``ref``, with podman's credentials (``podman login``).
+
+        False only when the registry answered that it does not have it; a registry that
+        cannot be used (credentials, TLS, unreachable) raises :class:`RegistryError`, so
+        that it never reads as "absent, build it".
+        """
+        done = run(
+            ["skopeo", "inspect", "--raw", f"--tls-verify={_tls(ref)}", f"docker://{ref}"],
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+        if done.returncode == 0:
+            return True
+        problem = classify_inspect_failure(ref, done.output)
+        if problem is not None:
+            raise problem from CommandError(done.argv, done.returncode, done.stdout, done.stderr)
+        return False
 
     def tag(self, ref: str, new: str) -> None:
         self._run(["tag", ref, new])
@@ -133,19 +259,18 @@ class Podman:
         return int(out or 0)
 
     def remove(self, name: str) -> None:
-        self._run(["rm", "-f", "-t", "0", name], check=False)
+        self._run(["rm", "-f", "-t", "0", name], timeout=CONTAINER, check=False)
 
-    def cli(self, args: list[str]) -> str:
+    def cli(self, args: list[str], timeout: float = CONTAINER) -> str:
         """Any podman command; its output (for tests and one-off operations)."""
-        return self._run(args).stdout
+        return self._run(args, timeout=timeout).stdout
 
-    def exec(self, name: str, command: list[str]) -> str:
-        return self._run(["exec", name, *command]).stdout
+    def exec(self, name: str, command: list[str], timeout: float = CONTAINER) -> str:
+        return self._run(["exec", name, *command], timeout=timeout).stdout
 
     def logs(self, name: str, tail: int | None = None) -> str:
         args = ["logs", *(["--tail", str(tail)] if tail is not None else []), name]
-        proc = self._run(args, check=False)
-        return proc.stdout + proc.stderr
+        return self._run(args, check=False).output
 
     def containers(self, label: str) -> list[dict[str, Any]]:
         """``podman ps -a`` of the containers carrying ``label`` (``key=value``), as JSON."""
@@ -153,21 +278,27 @@ class Podman:
         found: list[dict[str, Any]] = json.loads(out or "[]")
         return found
 
-    def healthcheck(self, name: str) -> tuple[bool, str]:
-        """Run the container's health check now (podman's timers need systemd)."""
-        proc = self._run(["healthcheck", "run", name], check=False)
-        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+    def healthcheck(self, name: str, timeout: float = 120.0) -> tuple[bool, str]:
+        """Run the container's health check now (podman's timers need systemd). A check
+        that does not finish in ``timeout`` seconds failed."""
+        try:
+            done = self._run(["healthcheck", "run", name], timeout=timeout, check=False)
+        except CommandTimeout as e:
+            return False, f"the health check did not finish within {e.timeout:g} s"
+        return done.returncode == 0, done.output.strip()
 
-    def wait(self, name: str) -> int:
-        """Block until the container exits; its exit code."""
-        out = self._run(["wait", name]).stdout.strip()
+    def wait(self, name: str, *, timeout: float) -> int:
+        """Block until the container exits, at most ``timeout`` seconds; its exit code.
+        Raises :class:`.process.CommandTimeout` when it runs longer (the container is left
+        as it is: the caller removes it)."""
+        out = self._run(["wait", name], timeout=timeout).stdout.strip()
         return int(out.splitlines()[-1]) if out else -1
 
     def inspect_state(self, name: str) -> dict[str, Any] | None:
-        proc = self._run(["inspect", "--type", "container", name], check=False)
-        if proc.returncode != 0:
+        done = self._run(["inspect", "--type", "container", name], check=False)
+        if done.returncode != 0:
             return None
-        state: dict[str, Any] = json.loads(proc.stdout)[0]["State"]
+        state: dict[str, Any] = json.loads(done.stdout)[0]["State"]
         return state
 
     def memory(self, names: list[str]) -> dict[str, int]:
@@ -181,9 +312,9 @@ class Podman:
         """Creation time of each volume that exists (a recreated volume gets a new one)."""
         out: dict[str, str] = {}
         for name in names:
-            proc = self._run(["volume", "inspect", "--format", "{{.CreatedAt}}", name], check=False)
-            if proc.returncode == 0:
-                out[name] = proc.stdout.strip()
+            done = self._run(["volume", "inspect", "--format", "{{.CreatedAt}}", name], check=False)
+            if done.returncode == 0:
+                out[name] = done.stdout.strip()
         return out
 
     def networks(self) -> list[dict[str, Any]]:
@@ -193,7 +324,7 @@ class Podman:
         return found
 
     def remove_volume(self, name: str) -> None:
-        self._run(["volume", "rm", "-f", name], check=False)
+        self._run(["volume", "rm", "-f", name], timeout=CONTAINER, check=False)
 
     def volumes(self, label: str) -> list[str]:
         out = self._run(["volume", "ls", "--filter", f"label={label}", "--format", "json"]).stdout

@@ -11,8 +11,8 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FormulaError, Location, SaltError
+from ..runtime.process import Completed, describe, run
 
 # Salt logs through the logging module; keep its chatter out of saline's output.
 logging.getLogger("salt").setLevel(logging.CRITICAL)
@@ -215,6 +216,10 @@ def _parse_states(ret: dict[str, Any]) -> list[StateResult]:
     return results
 
 
+#: Default time limit of a state run on a host (package installs included).
+APPLY_TIMEOUT = 3600.0
+
+
 def apply_local(
     node: str,
     model_root: str,
@@ -222,9 +227,11 @@ def apply_local(
     states: list[str] | None,
     test: bool,
     grains: dict[str, Any] | None = None,
+    *,
+    timeout: float = APPLY_TIMEOUT,
 ) -> list[StateResult]:
     """Run the node's states on this machine with ``salt-call --local`` (a highstate from
-    saline's top when ``states`` is None)."""
+    saline's top when ``states`` is None), at most ``timeout`` seconds."""
     with _workdir() as work:
         conf_dir = os.path.join(work, "conf")
         os.makedirs(conf_dir)
@@ -243,8 +250,77 @@ def apply_local(
         ]
         if test:
             cmd.append("test=True")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        return _salt_output(node, cmd, proc)
+        return _salt_output(node, run(cmd, timeout=timeout, check=False))
+
+
+class HostKeyError(SaltError):
+    """salt-ssh refused a host whose SSH host key is unknown or changed."""
+
+
+def parse_target(target: str) -> tuple[str, str, int]:
+    """``[user@]host[:port]`` as (user, host, port). An IPv6 host is ``[v6]`` or ``[v6]:port``,
+    or unbracketed with a port (``::1:22``: the last part is the port). Pure."""
+    user, _, hostport = target.rpartition("@")
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif hostport.count(":") > 1:
+        host, _, port = hostport.rpartition(":")
+    else:
+        host, _, port = hostport.partition(":")
+    return user or "root", host, int(port or 22)
+
+
+def keyscan_hint(host: str, port: int, known_hosts: str | None) -> str:
+    """The command that adds ``host``'s key to the known_hosts file salt-ssh checks. Pure."""
+    where = known_hosts or "~/.ssh/known_hosts"
+    flag = f"-p {port} " if port != 22 else ""
+    return f"ssh-keyscan {flag}{host} >> {where}"
+
+
+# What ssh (through salt-ssh) says when host key verification fails. Unknown: strict
+# checking of a host not in known_hosts, or salt-ssh's own answer to ssh's yes/no question
+# (when ssh asks). Changed: a different key than known_hosts has.
+_HOST_KEY_CHANGED = re.compile(
+    r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed", re.I
+)
+_HOST_KEY_UNKNOWN = re.compile(
+    r"Host key verification failed|host key is known for \S+ and you have requested strict"
+    r"|The host key needs to be accepted",
+    re.I,
+)
+
+
+def host_key_failure(output: str) -> str | None:
+    """``changed`` or ``unknown`` if salt-ssh's output says the host's SSH key could not be
+    verified; else None. Pure."""
+    if _HOST_KEY_CHANGED.search(output):
+        return "changed"
+    if _HOST_KEY_UNKNOWN.search(output):
+        return "unknown"
+    return None
+
+
+def host_key_message(node: str, host: str, port: int, known_hosts: str | None, failure: str) -> str:
+    """What to tell the user when ``host``'s key is ``unknown`` or ``changed``. Pure."""
+    where = known_hosts or "~/.ssh/known_hosts"
+    add = f"`{keyscan_hint(host, port, known_hosts)}`"
+    if failure == "changed":
+        name = f"[{host}]:{port}" if port != 22 else host
+        what = (
+            f"has CHANGED since it was recorded in {where}: someone may be intercepting the "
+            f"connection. If the change is expected (the host was reinstalled), remove the "
+            f"old key (`ssh-keygen -R '{name}' -f {where}`) and add the new one: {add}"
+        )
+    else:
+        what = (
+            f"is unknown (not in {where}). If this is the right host, add its key: {add} "
+            "and check its fingerprint"
+        )
+    return (
+        f"node {node}: salt-ssh did not connect: the SSH host key of {host} (port {port}) "
+        f"{what}. For a disposable host, --insecure-ignore-host-keys skips the check."
+    )
 
 
 def apply_ssh(
@@ -256,10 +332,30 @@ def apply_ssh(
     test: bool,
     ssh_key: str | None = None,
     grains: dict[str, Any] | None = None,
+    *,
+    ignore_host_keys: bool = False,
+    known_hosts: str | None = None,
+    timeout: float = APPLY_TIMEOUT,
 ) -> list[StateResult]:
-    """Run the node's states on ``user@host[:port]`` with salt-ssh."""
-    user, _, hostport = target.rpartition("@")
-    host, _, port = hostport.partition(":")
+    """Run the node's states on ``[user@]host[:port]`` with salt-ssh, at most ``timeout``
+    seconds.
+
+    The host's SSH key is verified (``StrictHostKeyChecking=yes``) against ``known_hosts``
+    (a known_hosts file; None: ssh's own default, the user's ~/.ssh/known_hosts); an
+    unknown or changed key raises :class:`HostKeyError`. ``ignore_host_keys`` turns the
+    check off, for disposable hosts only: nothing is checked and nothing is written to a
+    known_hosts file.
+
+    Both go through the roster's ``ssh_options``, not salt-ssh's ``--ignore-host-keys`` or
+    ``--no-host-keys``: salt-ssh 3008 applies those to its first connection only, while
+    ``state.apply`` connects again (to run the state package) with the roster's options
+    and ``known_hosts_file``. (``--ignore-host-keys`` also added the host's key to
+    ~/.ssh/known_hosts on the first connection, silently.)
+    """
+    user, host, port = parse_target(target)
+    if known_hosts is not None and not ignore_host_keys and not os.path.isfile(known_hosts):
+        # salt-ssh would silently fall back to ~/.ssh/known_hosts.
+        raise SaltError(f"known_hosts file {known_hosts} does not exist")
     with _workdir() as work:
         conf_dir = os.path.join(work, "conf")
         os.makedirs(conf_dir)
@@ -268,10 +364,23 @@ def apply_ssh(
         config.update(
             {"ssh_log_file": os.path.join(work, "ssh.log"), "pki_dir": os.path.join(work, "pki")}
         )
+        if known_hosts is not None and not ignore_host_keys:
+            config["known_hosts_file"] = os.path.abspath(known_hosts)
         with open(os.path.join(conf_dir, "master"), "w") as fh:
             json.dump(config, fh)
         roster: dict[str, dict[str, Any]] = {
-            node: {"host": host, "user": user or "root", "port": int(port or 22), "tty": False}
+            node: {
+                "host": host,
+                "user": user,
+                "port": port,
+                "tty": False,
+                "ssh_options": (
+                    ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]
+                    if ignore_host_keys
+                    # ssh's default ("ask") would have salt-ssh answer its question.
+                    else ["StrictHostKeyChecking=yes"]
+                ),
+            }
         }
         if grains:
             roster[node]["minion_opts"] = {"grains": grains}
@@ -285,29 +394,42 @@ def apply_ssh(
             salt_ssh,
             f"--config-dir={conf_dir}",
             f"--roster-file={os.path.join(conf_dir, 'roster')}",
-            "--ignore-host-keys",
             "--out=json",
             node,
             *fun,
         ]
         if test:
             cmd.append("test=True")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        return _salt_output(node, cmd, proc)
+        done = run(cmd, timeout=timeout, check=False)
+        ret = _salt_return(node, done)
+        failure = host_key_failure(done.output) if ret is None else None
+        if failure is not None:
+            raise HostKeyError(host_key_message(node, host, port, known_hosts, failure))
+        return _results(node, done, ret)
 
 
-def _salt_output(
-    node: str, cmd: list[str], proc: subprocess.CompletedProcess[str]
-) -> list[StateResult]:
+def _salt_return(node: str, done: Completed) -> dict[str, Any] | None:
+    """The state return in salt-call's or salt-ssh's JSON output; None if the run did not
+    get as far (salt-ssh reports a failed connection as ``{stdout, stderr, retcode}``)."""
     try:
-        data = json.loads(proc.stdout) if proc.stdout.strip() else None
+        data = json.loads(done.stdout) if done.stdout.strip() else None
     except json.JSONDecodeError:
         data = None
     ret = data.get("local", data.get(node)) if isinstance(data, dict) else None
     if isinstance(ret, dict) and "return" in ret and isinstance(ret["return"], dict):
         ret = ret["return"]  # salt-ssh wraps the state return
-    if not isinstance(ret, dict):
-        detail = (proc.stdout + proc.stderr).strip()[-2000:]
-        shown = " ".join(cmd[:2])
-        raise SaltError(f"node {node}: {shown} ... failed (exit {proc.returncode}):\n{detail}")
+    if not isinstance(ret, dict) or not all(isinstance(r, dict) for r in ret.values()):
+        return None
+    return ret
+
+
+def _results(node: str, done: Completed, ret: dict[str, Any] | None) -> list[StateResult]:
+    if ret is None:
+        detail = done.output.strip()[-2000:]
+        shown = describe(done.argv[:2])
+        raise SaltError(f"node {node}: {shown} ... failed (exit {done.returncode}):\n{detail}")
     return _parse_states(ret)
+
+
+def _salt_output(node: str, done: Completed) -> list[StateResult]:
+    return _results(node, done, _salt_return(node, done))
