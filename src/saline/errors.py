@@ -124,6 +124,12 @@ class QueryError(ModelError):
     """An inventory query cannot be evaluated."""
 
 
+class SettingsError(LocatedError):
+    """A setting is wrong: the project file (saline.toml), a flag or a variable."""
+
+    exit_code = 2
+
+
 class UsageError(SalineError):
     """The command line is wrong in a way argparse cannot see."""
 
@@ -135,4 +141,4 @@ class FormulaError(LocatedError):
 
 
 class SaltError(SalineError):
-    """Salt failed while running states; carries the failing state and Salt's output."""
+    """Salt could not start or did not return state results; carries what it printed."""

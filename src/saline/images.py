@@ -6,6 +6,7 @@ Planning is pure (:func:`model_images`); :func:`build_images` drives podman thro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from .build.builder import Builder, BuildResult
@@ -13,6 +14,7 @@ from .build.graph import ImageSpec, plan_images
 from .formulas import Formula, FormulaSet, Service, ServiceInstance
 from .model import Model
 from .runtime.podman import Podman
+from .settings import Settings
 
 
 def services_by_node(model: Model, formulas: FormulaSet) -> dict[str, list[ServiceInstance]]:
@@ -50,9 +52,18 @@ def image_list(model: Model, formulas: FormulaSet, registry: str | None) -> list
 def build_images(
     model: Model,
     formulas: FormulaSet,
-    registry: str | None,
+    settings: Settings,
+    *,
     push: bool,
     progress: Callable[[str], None],
 ) -> list[BuildResult]:
-    builder = Builder(Podman.default(), registry, progress)
+    """Build (or pull) what is missing, in order; push to the settings' registry with
+    ``push``. The apt cache shared by builds lives in the state folder."""
+    builder = Builder(
+        Podman.for_state(settings.state_dir),
+        settings.registry,
+        progress,
+        apt_cache_dir=os.path.join(settings.state_dir, "apt-cache"),
+        debian=settings.debian,
+    )
     return builder.ensure(model_images(model, formulas), push=push)

@@ -37,7 +37,9 @@ from .model import Model
 from .model.provenance import contributions
 from .model.secrets import redact, secret_values
 from .runtime.compose import PROJECT_LABEL, ComposeRunner, Container
-from .state import state_dir
+from .runtime.podman import Podman
+from .runtime.process import CommandError, CommandTimeout, resume, terminate_all
+from .settings import Settings
 
 LOG_LINES = 25
 COMPOSE_HEADER = """\
@@ -74,6 +76,8 @@ class Stack:
 
     plan: StackPlan
     directory: str
+    #: saline's state folder (podman's containers.conf lives there).
+    state_dir: str
     pillars: dict[str, dict[str, Any]] = field(repr=False)
     secrets: set[str] = field(repr=False)
 
@@ -95,7 +99,7 @@ class Stack:
             return {}
 
     def runner(self) -> ComposeRunner:
-        return ComposeRunner.default(self.compose_file, self.plan.project)
+        return ComposeRunner(Podman.for_state(self.state_dir), self.compose_file, self.plan.project)
 
     def redact(self, text: str) -> str:
         out: str = redact(text, self.secrets)
@@ -106,10 +110,11 @@ def default_project(model: Model) -> str:
     return project_name(os.path.basename(os.path.abspath(model.root)))
 
 
-def load_stack(model: Model, formulas: FormulaSet, project: str | None = None) -> Stack:
-    """The stack's plan (pure: nothing is written or started)."""
+def load_stack(model: Model, formulas: FormulaSet, project: str | None, state_dir: str) -> Stack:
+    """The stack's plan (pure: nothing is written or started). Its files will live in
+    ``state_dir/stacks/PROJECT``."""
     project = project or default_project(model)
-    directory = os.path.join(state_dir(), "stacks", project)
+    directory = os.path.join(state_dir, "stacks", project)
     services = services_by_node(model, formulas)
     pillars = {n: model.node(n).parameters for n, s in services.items() if s}
     images = {s.name: s.ref(None) for s in model_images(model, formulas)}
@@ -118,7 +123,7 @@ def load_stack(model: Model, formulas: FormulaSet, project: str | None = None) -
     secrets: set[str] = set()
     for p in pillars.values():
         secrets |= secret_values(p)
-    return Stack(plan, directory, pillars, secrets)
+    return Stack(plan, directory, state_dir, pillars, secrets)
 
 
 def _locator(model: Model) -> Callable[[str, tuple[str, ...]], Location]:
@@ -187,6 +192,8 @@ class _Up:
         #: Nodes whose container was (re)started: their services lost the old network
         #: namespace and are recreated.
         self.fresh_nodes: set[str] = set()
+        #: Task containers running now: Ctrl-C removes them (a half-run task is not done).
+        self.in_flight: set[str] = set()
         self.lock = threading.Lock()
 
     def run(self) -> list[StepResult]:
@@ -201,26 +208,43 @@ class _Up:
         failures: list[BaseException] = []
         running: dict[Future[StepResult], Step] = {}
         with ThreadPoolExecutor(max_workers=8) as pool:
-            while pending or running:
-                if not failures:
-                    for step in [s for s in pending if all(a in done for a in s.after)]:
-                        pending.remove(step)
-                        running[pool.submit(self._step, step)] = step
-                if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    step = running.pop(fut)
-                    try:
-                        done[step.name] = fut.result()
-                    except _Cancelled:
-                        pass
-                    except BaseException as e:  # reported below, in order
-                        failures.append(e)
-                        self.cancel.set()
+            try:
+                while pending or running:
+                    if not failures:
+                        for step in [s for s in pending if all(a in done for a in s.after)]:
+                            pending.remove(step)
+                            running[pool.submit(self._step, step)] = step
+                    if not running:
+                        break
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        step = running.pop(fut)
+                        try:
+                            done[step.name] = fut.result()
+                        except _Cancelled:
+                            pass
+                        except BaseException as e:  # reported below, in order
+                            failures.append(e)
+                            self.cancel.set()
+            except KeyboardInterrupt:
+                self._interrupted(list(running))
+                raise
         if failures:
             raise failures[0]
         return [done[s.name] for s in self.plan.steps]
+
+    def _interrupted(self, running: list[Future[StepResult]]) -> None:
+        """Ctrl-C: stop every wait and every podman call in flight, let the workers end,
+        and remove the task containers that were running (their work is not done; the
+        next ``up`` runs them again). Services already started stay up."""
+        self.progress("interrupted: stopping ...")
+        self.cancel.set()
+        terminate_all()
+        wait(running, timeout=30)
+        resume()  # podman again, only for the cleanup below
+        for name in sorted(self.in_flight):
+            self.progress(f"{name}: removing the unfinished bootstrap task")
+            self.runner.podman.remove(name)
 
     def _step(self, step: Step) -> StepResult:
         start = time.monotonic()
@@ -314,7 +338,24 @@ class _Up:
             self.runner.podman.remove(old.name)
         self.runner.up([step.name])
         container = self._container(step.name).name
-        code = self.runner.wait(container)
+        limit = self._task_timeout(step)
+        with self.lock:
+            self.in_flight.add(container)
+        try:
+            code = self.runner.wait(container, timeout=limit)
+        except CommandTimeout:
+            failure = self._failure(
+                step, container, f"bootstrap task {step.task} did not finish within {limit:.0f} s"
+            )
+            self.runner.podman.remove(container)
+            raise failure from None
+        except CommandError:
+            if self.cancel.is_set():
+                raise _Cancelled() from None
+            raise
+        finally:
+            with self.lock:
+                self.in_flight.discard(container)
         if code != 0:
             raise self._failure(step, container, f"bootstrap task {step.task} failed (exit {code})")
         volumes = self.runner.volumes_created(list(step.volumes))
@@ -324,6 +365,12 @@ class _Up:
             done[step.name] = {"inputs": expected, "volumes": volumes}
             _write(self.stack.tasks_file, json.dumps(done, indent=2, sort_keys=True), 0o644)
         return "ran"
+
+    def _task_timeout(self, step: Step) -> float:
+        for task in self.plan.spec(step).bootstrap:
+            if task.name == step.task:
+                return task.timeout
+        raise KeyError(step.name)
 
     def _unchanged(self, step: Step) -> bool:
         """Its container runs, defined as the plan wants: podman-compose has nothing to do."""
@@ -379,11 +426,11 @@ def up(
     stack: Stack,
     model: Model,
     formulas: FormulaSet,
-    registry: str | None,
+    settings: Settings,
     progress: Callable[[str], None],
 ) -> list[StepResult]:
     """Build what is missing, write the stack's files, start every step in order."""
-    build_images(model, formulas, registry, push=False, progress=progress)
+    build_images(model, formulas, settings, push=False, progress=progress)
     write_stack(stack, model.root)
     return _Up(stack, stack.runner(), progress).run()
 
@@ -449,25 +496,41 @@ def logs(stack: Stack, name: str, tail: int | None) -> str:
 
 
 def openrc(stack: Stack) -> dict[str, str]:
-    """The OS_* variables the formulas declare (``openrc:``), from their pillar."""
+    """The OS_* variables every formula declares (``openrc:``), from its pillar, merged.
+
+    Each formula's variables are taken from the first node that runs its service (nodes
+    sorted by name); two formulas declaring the same variable with different values is a
+    model mistake."""
     env: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    seen: set[str] = set()
     for n in stack.plan.nodes:
         for s in n.services:
-            if not s.spec.openrc:
+            if not s.spec.openrc or s.name in seen:
                 continue
+            seen.add(s.name)
             section: Any = stack.pillars[n.name]
             for k in s.spec.pillar.split(":"):
                 section = section[k]
             for var, template in s.spec.openrc.items():
                 try:
-                    env[var] = template.format(**section)
+                    value = template.format(**section)
                 except (KeyError, IndexError) as e:
                     raise ModelError(
                         f"{var} of `saline openrc` needs {s.spec.pillar}:{e.args[0]}",
                         Location(node=n.name, key=f"parameters:{s.spec.pillar}"),
                     ) from None
-            return env
-    raise StackError("no service of the stack declares openrc credentials (keystone does)")
+                if var in env and env[var] != value:
+                    raise ModelError(
+                        f"{var} of `saline openrc` is declared by both {origin[var]} and "
+                        f"{s.name}, with different values",
+                        Location(node=n.name, key=f"parameters:{s.spec.pillar}"),
+                    )
+                env[var] = value
+                origin[var] = s.name
+    if not env:
+        raise StackError("no service of the stack declares openrc credentials (keystone does)")
+    return env
 
 
 def openrc_text(env: dict[str, str]) -> str:

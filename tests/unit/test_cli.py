@@ -175,3 +175,141 @@ def test_a_stack_mistake_is_one_message(tmp_path: Path) -> None:
         "error: nodes/msg01.openstack.local.yml, node msg01.openstack.local, "
         "key parameters:_param:single_address: "
     )
+
+
+def test_openrc_from_the_repository_root_uses_saline_toml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SALINE_MODEL", raising=False)
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(Path(EXAMPLE).parents[1])
+    code, out, _ = run(capsys, "openrc")
+    assert code == 0 and "export OS_AUTH_URL=http://10.10.0.40:5000/v3\n" in out
+
+
+def test_no_model_says_how_to_name_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SALINE_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "model", "nodes")
+    assert code == 2 and out == ""
+    assert "--model DIR" in err and "SALINE_MODEL" in err and "saline.toml" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_ssh_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for target in ("ssh://h:abc", "ssh://h:70000", "ftp://h", "ssh://"):
+        code, _, err = run(
+            capsys, "host", "apply", CTL, "--host", target, "--model", EXAMPLE, "--test"
+        )
+        assert code == 2, target
+        assert err.startswith(f"error: --host {target!r}"), err
+        assert "Traceback" not in err
+
+
+def test_ssh_targets_parse() -> None:
+    from saline.cli.host import SshTarget, parse_host
+
+    assert parse_host("local") is None
+    assert parse_host("ssh://h") == SshTarget("root", "h", 22)
+    assert parse_host("ssh://op@10.0.0.5:2222") == SshTarget("op", "10.0.0.5", 2222)
+    assert parse_host("ssh://[::1]:22").host == "::1"  # type: ignore[union-attr]
+
+
+def test_the_old_apply_spelling_says_where_it_moved(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "apply", CTL, "--host", "local", "--test")
+    assert code == 2
+    assert f"use `saline host apply {CTL} --host local --test`" in err
+
+
+def test_unwritable_out_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "render",
+        CTL,
+        "--model",
+        EXAMPLE,
+        "--service",
+        "memcached",
+        "--out",
+        "/etc/hostname/below-a-file",
+    )
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("error: Not a directory: /etc/hostname/below-a-file")
+
+
+def test_an_unexpected_error_points_at_a_debug_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import saline.cli.model as model_commands
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("something saline did not expect")
+
+    monkeypatch.setattr(model_commands, "explain", broken)
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("SALINE_DEBUG", raising=False)
+    code, _, err = run(capsys, "model", "explain", CTL, "keystone", "--model", EXAMPLE)
+    assert code == 70
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "internal error, a bug in saline: RuntimeError: something saline did not expect" in err
+    log = Path(err.rsplit("(traceback: ", 1)[1].rstrip().rstrip(")"))
+    assert log.parent == tmp_path / "state" / "logs"
+    assert "Traceback" in log.read_text() and "something saline did not expect" in log.read_text()
+    monkeypatch.setenv("SALINE_DEBUG", "1")
+    code, _, err = run(capsys, "model", "explain", CTL, "keystone", "--model", EXAMPLE)
+    assert code == 70 and "Traceback" in err
+
+
+CTRL_C_SCRIPT = """
+import sys
+import saline.cli.model as commands
+from saline.runtime.process import run
+
+def slow(args, ctx):
+    print("started", flush=True)
+    run(["sh", "-c", "sleep 60 & echo $! > {pidfile}; wait"], timeout=120)
+    return 0
+
+commands.cmd_nodes = slow
+from saline.cli import main
+sys.exit(main(["model", "nodes", "--model", {model!r}]))
+"""
+
+
+def test_ctrl_c_stops_what_saline_started_and_exits_130(tmp_path: Path) -> None:
+    """A real process gets SIGINT while a command it started runs: the command's whole
+    process group is stopped (its grandchild too), one line is printed, exit 130."""
+    import signal
+    import time
+
+    pidfile = tmp_path / "sleep.pid"
+    script = CTRL_C_SCRIPT.format(pidfile=pidfile, model=EXAMPLE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        grandchild = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted"
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for whoever adopted it to reap it is not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -88,6 +88,9 @@ class BootstrapTask(_Strict):
     #: Services that must be ready before the task, when it needs fewer than its service's
     #: ``depends`` (glance's db sync needs MariaDB, not keystone). Default: those.
     depends: list[str] | None = None
+    #: Seconds the task may run; past that `saline up` removes it and fails naming it
+    #: (every wait is bounded: a task that hangs must not hang the deployment).
+    timeout: Annotated[float, Field(gt=0)] = 600.0
 
     _v = field_validator("states")(_check_sls)
 

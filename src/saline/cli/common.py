@@ -1,0 +1,124 @@
+"""What every command shares: the settings-backed context, options, output and colour."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ..errors import SettingsError
+from ..formulas import FormulaSet, default_formula_dirs
+from ..model import Model, load_model
+from ..model.cache import FileCache
+from ..output import dump
+from ..settings import Settings
+
+Command = Callable[[argparse.Namespace, "Context"], int]
+FORMATS = ("yaml", "json")
+
+
+@dataclass
+class Context:
+    """The resolved settings, and the model and formulas loaded from them on demand."""
+
+    settings: Settings
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+
+    def model(self) -> Model:
+        root = self.settings.model
+        if root is None:
+            here = os.getcwd()
+            if os.path.isdir(os.path.join(here, "nodes")):
+                root = here
+            else:
+                raise SettingsError(
+                    f"no model named, and the current folder ({here}) has no nodes/ folder: "
+                    'name one with --model DIR, SALINE_MODEL=DIR, or `model = "DIR"` in a '
+                    "saline.toml here or in a parent folder"
+                )
+        cache = FileCache(self.settings.cache_dir) if self.settings.cache_dir else None
+        return load_model(root, cache=cache)
+
+    def formulas(self, model: Model) -> FormulaSet:
+        dirs = list(self.settings.formulas) or default_formula_dirs(model.root)
+        return FormulaSet(dirs)
+
+    def progress(self, fmt: str) -> Callable[[str], None]:
+        """Progress lines on stderr (under every format: stdout stays the data)."""
+
+        def show(line: str) -> None:
+            print(line, file=self.err, flush=True)
+
+        return show
+
+    def color(self, text: str, code: str, stream: TextIO | None = None) -> str:
+        stream = stream or self.out
+        if not self.settings.color or not getattr(stream, "isatty", lambda: False)():
+            return text
+        return f"\033[{code}m{text}\033[0m"
+
+    def emit(self, data: Any, fmt: str) -> None:
+        """Data on stdout: JSON (for scripts) or YAML (for people)."""
+        text = dump(data, "json" if fmt == "json" else "yaml")
+        self.out.write(text if text.endswith("\n") else text + "\n")
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model folder with classes/ and nodes/ (default: $SALINE_MODEL, else `model` "
+        "in saline.toml, else the current folder)",
+    )
+
+
+def add_formulas_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--formulas",
+        metavar="DIR",
+        action="append",
+        help="formula folder (repeatable; default: $SALINE_FORMULAS, else `formulas` in "
+        "saline.toml, else MODEL/formulas, else the formulas shipped with saline)",
+    )
+
+
+def add_registry_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        metavar="HOST:PORT",
+        help="image registry (default: $SALINE_REGISTRY, else `registry` in saline.toml, "
+        "else the local 127.0.0.1:5000)",
+    )
+
+
+def add_stack_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="the stack's (compose project's) name (default: $SALINE_STACK, else `stack` "
+        "in saline.toml, else the model folder's name)",
+    )
+
+
+def add_format(
+    p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, default: str = "yaml"
+) -> None:
+    p.add_argument(
+        "--format", choices=choices, default=default, help=f"output format (default: {default})"
+    )
+
+
+def command(
+    sub: Any, name: str, help: str, description: str, func: Command, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A subcommand parser wired to ``func``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description, **kwargs)
+    p.set_defaults(func=func)
+    return p

@@ -1,0 +1,241 @@
+"""``saline up|down|status|logs|compose|openrc|smoke``: the local stack on podman."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from ..model import Model
+from ..smoke import run_smoke
+from ..stack import (
+    Stack,
+    compose_text,
+    down,
+    load_stack,
+    logs,
+    openrc,
+    openrc_text,
+    status,
+    up,
+    write_stack,
+)
+from .common import (
+    Context,
+    add_format,
+    add_formulas_option,
+    add_model_option,
+    add_registry_option,
+    add_stack_option,
+    command,
+)
+
+
+def _stack(ctx: Context) -> tuple[Stack, Model]:
+    model = ctx.model()
+    formulas = ctx.formulas(model)
+    return load_stack(model, formulas, ctx.settings.stack, ctx.settings.state_dir), model
+
+
+def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
+    stack, model = _stack(ctx)
+    start = time.monotonic()
+    results = up(stack, model, ctx.formulas(model), ctx.settings, ctx.progress(args.format))
+    took = time.monotonic() - start
+    if args.format == "json":
+        data = {
+            "project": stack.plan.project,
+            "compose_file": stack.compose_file,
+            "seconds": round(took, 2),
+            "steps": [r.as_dict() for r in results],
+        }
+        ctx.emit(data, "json")
+    else:
+        services = [r for r in results if r.kind == "service"]
+        ran = sum(1 for r in results if r.outcome == "ran")
+        print(
+            f"stack {stack.plan.project} is up: {len(services)} services healthy, "
+            f"{ran} bootstrap task(s) run, {took:.1f} s",
+            file=ctx.out,
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
+    stack, model = _stack(ctx)
+    removed = down(stack, model, args.volumes)
+    if args.format == "json":
+        ctx.emit({"project": stack.plan.project, "volumes_removed": removed}, "json")
+    else:
+        kept = "" if args.volumes else " (volumes kept; --volumes removes them)"
+        print(f"stack {stack.plan.project} is down{kept}", file=ctx.out)
+        for v in removed:
+            print(f"  removed volume {v}", file=ctx.out)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    stack, _ = _stack(ctx)
+    rows = status(stack)
+    if args.format == "json":
+        ctx.emit({"project": stack.plan.project, "services": rows}, "json")
+        return 0
+    print(f"{'NAME':<22} {'KIND':<8} {'STATE':<12} {'HEALTH':<10} IMAGE", file=ctx.out)
+    for r in rows:
+        state = r["state"]
+        color = "32" if state == "running" or state == "exited (0)" else "33"
+        health = r["health"]
+        hcolor = "32" if health == "healthy" else "31"
+        image = r["image"] + ("" if r["current_image"] else "  (not the model's image)")
+        shown_health = ctx.color(f"{health:<10}", hcolor) if health else " " * 10
+        print(
+            f"{r['name']:<22} {r['kind']:<8} {ctx.color(f'{state:<12}', color)} "
+            f"{shown_health} {image}",
+            file=ctx.out,
+        )
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    stack, _ = _stack(ctx)
+    ctx.out.write(logs(stack, args.service, args.tail))
+    return 0
+
+
+def cmd_compose(args: argparse.Namespace, ctx: Context) -> int:
+    stack, model = _stack(ctx)
+    if args.out:
+        path = write_stack(stack, model.root, args.out)
+        if args.format == "json":
+            pillar = os.path.join(stack.directory, "pillar")
+            ctx.emit({"compose_file": path, "pillar": pillar}, "json")
+        else:
+            print(
+                f"wrote {path} (pillar files: {os.path.join(stack.directory, 'pillar')})",
+                file=ctx.out,
+            )
+            print(f"run it with: podman-compose -f {path} up -d", file=ctx.out)
+    else:
+        write_stack(stack, model.root)
+        if args.format == "json":
+            ctx.emit(stack.plan.document, "json")
+        else:
+            ctx.out.write(compose_text(stack, model.root))
+    return 0
+
+
+def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
+    stack, _ = _stack(ctx)
+    env = openrc(stack)
+    if args.format == "json":
+        ctx.emit(env, "json")
+    else:
+        ctx.out.write(openrc_text(env))
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
+    stack, _ = _stack(ctx)
+    report = run_smoke(openrc(stack), ctx.progress(args.format))
+    if args.format == "json":
+        ctx.emit(report.as_dict(), "json")
+    else:
+        print(f"smoke passed: {len(report.checks)} checks", file=ctx.out)
+    return 0
+
+
+def _stack_command(
+    sub: Any, name: str, help: str, description: str, func: Any
+) -> argparse.ArgumentParser:
+    p = command(sub, name, help, description, func)
+    add_model_option(p)
+    add_formulas_option(p)
+    add_stack_option(p)
+    return p
+
+
+def register(sub: Any) -> None:
+    p = _stack_command(
+        sub,
+        "up",
+        "start the model's services on podman (a local stack)",
+        "Build missing images, write each node's pillar and the compose file, and start the "
+        "stack on podman: one container per model node holding its address, its services "
+        "in that node's network, bootstrap tasks as one-shot containers (run once; again "
+        "only when their inputs change). Every service starts once what it depends on is "
+        "healthy; every wait is bounded (health: the formula's start period; tasks: their "
+        "timeout). Running it again converges: what runs and matches the model is left "
+        "alone, what is missing, stopped or changed is (re)started. Ctrl-C stops it and "
+        "removes the task it was running. Progress goes to stderr.",
+        cmd_up,
+    )
+    add_registry_option(p)
+    add_format(p, ("text", "json"), "text")
+
+    p = _stack_command(
+        sub,
+        "down",
+        "stop and remove the local stack",
+        "Stop and remove the stack's containers and network, and its pillar files. Data "
+        "volumes are kept unless --volumes is given.",
+        cmd_down,
+    )
+    p.add_argument("--volumes", action="store_true", help="also remove the data volumes")
+    add_format(p, ("text", "json"), "text")
+
+    p = _stack_command(
+        sub,
+        "status",
+        "each part of the local stack: state, health, image",
+        "Show every node container, service and bootstrap task of the stack: its state, its "
+        "health (checked now) and its image, and whether that is the model's image.",
+        cmd_status,
+    )
+    add_format(p, ("text", "json"), "text")
+
+    p = _stack_command(
+        sub,
+        "logs",
+        "a service's logs",
+        "Print the logs of a service or bootstrap task of the stack (as named by 'saline "
+        "status'), with the model's secrets masked.",
+        cmd_logs,
+    )
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+
+    p = _stack_command(
+        sub,
+        "compose",
+        "write the stack's compose file",
+        "Write the compose file of the stack (compose specification), to FILE or stdout, and "
+        "each node's pillar file (mode 0600) in saline's state folder, which the compose "
+        "file mounts. It also runs with plain 'podman-compose -f FILE up -d'. With --format "
+        "json: the document as JSON (or, with --out, where the files are).",
+        cmd_compose,
+    )
+    p.add_argument("--out", metavar="FILE", help="where to write it (default: stdout)")
+    add_format(p, ("yaml", "json"), "yaml")
+
+    p = _stack_command(
+        sub,
+        "openrc",
+        "the admin's OS_* shell exports",
+        "Print the standard OS_* exports for the stack's admin user, from the model: "
+        'eval "$(saline openrc)"; openstack token issue',
+        cmd_openrc,
+    )
+    add_format(p, ("shell", "json"), "shell")
+
+    p = _stack_command(
+        sub,
+        "smoke",
+        "check the running stack with real OpenStack API calls",
+        "With openstacksdk and the openrc credentials: issue a token, check the service "
+        "catalog, create a project and a user (and get the user a token), upload an image to "
+        "glance and download it back with the same checksum, then delete all of it. Exits "
+        "non-zero naming the check that failed.",
+        cmd_smoke,
+    )
+    add_format(p, ("text", "json"), "text")
