@@ -6,7 +6,6 @@ registry port and stack name."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,23 @@ from pathlib import Path
 import pytest
 
 from integration.conftest import free_port
+from tools import example, require_tools
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SALINE = str(Path(sys.executable).parent / "saline")
+GOLDEN = REPO / "tests" / "data" / "golden" / "openstack"
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
 def test_main_job(tmp_path: Path) -> None:
-    if shutil.which("docker-registry") is None:
-        pytest.skip("needs docker-registry (scripts/install installs it)")
+    require_tools("docker-registry", "podman")
+    expected = example()  # what the example runs, from the formulas and the model
+    images, services, tasks = len(expected.images), len(expected.instances), len(expected.tasks)
     env = {
         **os.environ,
         "SALINE_STATE_DIR": str(tmp_path / "state"),
@@ -38,29 +44,29 @@ def test_main_job(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         out = tmp_path / "out"
         assert (out / "inventory.json").stat().st_size > 0
-        rendered = sorted(
-            p.relative_to(out / "configs") for p in (out / "configs").rglob("*") if p.is_file()
-        )
-        assert len(rendered) == 8  # the golden trees' eight config files
-        assert "8 pushed" in done.stdout  # a fresh registry gets every image
-        images = done.stdout.split("== stack")[0].splitlines()[-6:]
-        listed = [line.split()[0] for line in images]
-        assert listed == ["glance-api", "haproxy", "keystone", "mariadb", "memcached", "rabbitmq"]
+        # Every node's config files: exactly the golden trees' files (test_render.py
+        # checks their content).
+        assert files(out / "configs") == files(GOLDEN)
+        assert f"{images} pushed" in done.stdout  # a fresh registry gets every image
+        lines = done.stdout.split("== stack")[0].splitlines()[-len(expected.services) :]
+        listed = [line.split()[0] for line in lines]
+        assert listed == list(expected.services)
         # The stack is up on the example model and real OpenStack calls pass.
-        assert "stack saline-main-job is up: 6 services healthy, 7 bootstrap task(s) run" in (
-            done.stdout
-        )
+        assert (
+            f"stack saline-main-job is up: {services} services healthy, "
+            f"{tasks} bootstrap task(s) run"
+        ) in done.stdout
         assert "smoke passed: 5 checks" in done.stdout
         again = subprocess.run(
             [str(REPO / "scripts" / "main-job")], capture_output=True, text=True, env=env
         )
         assert again.returncode == 0
-        assert "0 built, 8 up to date, 0 pushed" in again.stdout  # a re-run converges
-        assert "6 services healthy, 0 bootstrap task(s) run" in again.stdout
+        assert f"0 built, {images} up to date, 0 pushed" in again.stdout  # a re-run converges
+        assert f"{services} services healthy, 0 bootstrap task(s) run" in again.stdout
         assert "smoke passed" in again.stdout
     finally:
-        example = str(REPO / "examples" / "openstack")
+        model = str(REPO / "examples" / "openstack")
         subprocess.run(
-            [SALINE, "down", "--volumes", "--model", example], env=env, capture_output=True
+            [SALINE, "down", "--volumes", "--model", model], env=env, capture_output=True
         )
         subprocess.run([SALINE, "registry", "stop"], env=env, capture_output=True)

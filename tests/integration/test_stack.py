@@ -22,6 +22,7 @@ import pytest
 
 from integration.conftest import free_port
 from saline.runtime.podman import Podman
+from tools import example, require_tools
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 SALINE = str(Path(sys.executable).parent / "saline")
 STACK = "saline-e2e"
 HAPROXY_CLASS = Path("classes/system/haproxy/proxy/single.yml")
-TASKS = [
-    "mariadb-databases",
-    "rabbitmq-vhosts",
-    "keystone-db-sync",
-    "keystone-keys",
-    "keystone-identity",
-    "glance-api-db-sync",
-    "glance-api-register",
-]
+# What the example runs, derived from the formulas and the model (tests/tools.py).
+SERVICES = set(example().instances)
+TASKS = list(example().tasks)
 
 
 def saline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -63,8 +58,7 @@ def container_id(podman: Podman, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if shutil.which("podman") is None:
-        pytest.skip("needs podman (scripts/install installs it)")
+    require_tools("podman")
     root = tmp_path_factory.mktemp("stack")
     model = root / "model"
     shutil.copytree(REPO / "examples" / "openstack", model)
@@ -124,14 +118,7 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     (model / HAPROXY_CLASS).write_text(good)
     up = ok(env, "up", "--format", "json")
     report = json.loads(up.stdout)
-    assert {s["name"] for s in report["steps"] if s["kind"] == "service"} == {
-        "glance-api",
-        "haproxy",
-        "keystone",
-        "mariadb",
-        "memcached",
-        "rabbitmq",
-    }
+    assert {s["name"] for s in report["steps"] if s["kind"] == "service"} == SERVICES
     assert container_id(podman, "mariadb") == mariadb_before
     rows = status(env)
     assert all(r["health"] == "healthy" for r in rows.values() if r["kind"] == "service")

@@ -10,6 +10,7 @@ from saline.build.graph import plan_images
 from saline.formulas import FormulaSet
 from saline.images import image_list
 from saline.model import load_model
+from tools import example
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "openstack")
@@ -75,14 +76,7 @@ def test_images_of_the_example_model() -> None:
     model = load_model(EXAMPLE)
     fs = FormulaSet([str(REPO / "formulas")])
     listed = image_list(model, fs, "registry.example:5000")
-    assert [i["service"] for i in listed] == [
-        "glance-api",
-        "haproxy",
-        "keystone",
-        "mariadb",
-        "memcached",
-        "rabbitmq",
-    ]
+    assert [i["service"] for i in listed] == list(example().services)
     assert all(
         i["image"].startswith(f"registry.example:5000/saline/{i['service']}:") for i in listed
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from saline import formulas
 from saline.errors import FormulaError
-from saline.formulas import FormulaSet
+from saline.formulas import FormulaSet, default_formula_dirs
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "formulas"
@@ -22,14 +23,8 @@ def copy_formulas(tmp_path: Path) -> Path:
 
 def test_shipped_formulas_are_valid() -> None:
     fs = FormulaSet([str(SHIPPED)])
-    assert sorted(fs.formulas) == [
-        "glance",
-        "haproxy",
-        "keystone",
-        "mariadb",
-        "memcached",
-        "rabbitmq",
-    ]
+    # Every folder with metadata is a formula (listed from the files, not by FormulaSet).
+    assert sorted(fs.formulas) == sorted(p.parent.name for p in SHIPPED.glob("*/formula.yml"))
     keystone = fs.services["keystone"][1]
     assert keystone.depends == ["mariadb", "memcached"]
     assert keystone.config_files["/etc/keystone/keystone.conf"] == "restart"
@@ -112,3 +107,20 @@ def test_node_services_follow_applications_and_enabled_pillar() -> None:
     }
     names = [s.name for s in fs.node_services("n", ["keystone", "memcached", "linux"], pillar)]
     assert names == ["keystone"]
+
+
+def test_default_formula_dirs_are_the_models_else_the_shipped_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALINE_FORMULAS", str(tmp_path / "ignored"))  # no env var is read
+    model = tmp_path / "model"
+    model.mkdir()
+    assert default_formula_dirs(str(model)) == [str(formulas.SHIPPED)]
+    assert default_formula_dirs(None) == [str(formulas.SHIPPED)]
+    (model / "formulas").mkdir()
+    assert default_formula_dirs(str(model)) == [str(model / "formulas")]
+
+
+def test_a_checkout_finds_the_shipped_formulas_in_the_repository() -> None:
+    # An installed saline finds them in its package (tests/integration/test_wheel.py).
+    assert formulas.SHIPPED == SHIPPED

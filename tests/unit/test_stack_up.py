@@ -4,6 +4,7 @@ against real podman."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +12,10 @@ from typing import Any, cast
 
 import pytest
 
-from saline.formulas import FormulaSet
-from saline.model import load_model
 from saline.runtime.compose import ComposeRunner, Container
-from saline.stack import Stack, StackError, _Up, load_stack
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = str(REPO / "examples" / "openstack")
+from saline.runtime.process import CommandTimeout
+from saline.stack import Stack, StackError, _Up
+from tools import FORMULAS, example_stack
 
 
 @dataclass
@@ -38,6 +36,9 @@ class FakeRunner:
     stack: Stack
     exit_codes: dict[str, int] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
+    #: Tasks that never exit: waiting for them runs into the task's timeout.
+    hanging: set[str] = field(default_factory=set)
+    waited: dict[str, float] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     made: dict[str, Container] = field(default_factory=dict)
     podman: FakePodman = field(default_factory=FakePodman)
@@ -60,8 +61,12 @@ class FakeRunner:
                 labels=dict(doc["labels"]),
             )
 
-    def wait(self, container: str) -> int:
-        return self._by_container(container).exit_code
+    def wait(self, container: str, *, timeout: float) -> int:
+        c = self._by_container(container)
+        self.waited[c.service] = timeout
+        if c.service in self.hanging:
+            raise CommandTimeout(["podman", "wait", container], timeout)
+        return c.exit_code
 
     def state(self, container: str) -> dict[str, Any]:
         c = self._by_container(container)
@@ -82,20 +87,19 @@ class FakeRunner:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+def stack(tmp_path: Path) -> Stack:
     formulas = tmp_path / "formulas"
-    shutil.copytree(REPO / "formulas", formulas)
+    shutil.copytree(FORMULAS, formulas)
     # A patient haproxy would make the timeout test slow.
     meta = formulas / "haproxy" / "formula.yml"
-    meta.write_text(
-        meta.read_text().replace(
-            "http: {port: 8404, path: /healthz}",
-            "http: {port: 8404, path: /healthz}\n"
-            "      start_period: 0.3\n      interval: 0.1\n      timeout: 0.1",
-        )
+    text, count = re.subn(
+        r"(\n      http: \{port: 8404, path: /healthz\}\n)      start_period: \d+\n",
+        r"\1      start_period: 0.3\n      interval: 0.1\n      timeout: 0.1\n",
+        meta.read_text(),
     )
-    return load_stack(load_model(EXAMPLE), FormulaSet([str(formulas)]), "p")
+    assert count == 1, "haproxy's health check changed: update this fixture"
+    meta.write_text(text)
+    return example_stack(str(tmp_path / "state"), formula_dirs=[str(formulas)], project="p")
 
 
 def run(stack: Stack, runner: FakeRunner) -> dict[str, str]:
@@ -174,3 +178,18 @@ def test_a_service_that_exits_is_reported_with_its_code(stack: Stack) -> None:
     runner = FakeRunner(stack, exit_codes={"memcached": 1})
     with pytest.raises(StackError, match=r"memcached .*: exited \(code 1\) before it was healthy"):
         run(stack, runner)
+
+
+def test_a_task_that_never_exits_is_stopped_at_its_timeout(stack: Stack) -> None:
+    runner = FakeRunner(stack, hanging={"keystone-db-sync"})
+    with pytest.raises(StackError) as e:
+        run(stack, runner)
+    msg = str(e.value)
+    assert msg.startswith(
+        "keystone-db-sync (keystone on ctl01.openstack.local): bootstrap task db-sync did "
+        "not finish within 600 s"
+    )
+    assert "last log lines of p_keystone-db-sync_1" in msg
+    assert runner.waited["keystone-db-sync"] == 600.0  # the formula's default timeout
+    assert "p_keystone-db-sync_1" in runner.podman.removed  # the hung task is gone
+    assert "keystone" not in runner.calls  # nothing that needs it started

@@ -3,7 +3,7 @@
 A formula folder holds ``formula.yml`` (see :mod:`.schema`) and Salt states
 (``install.sls``, ``configure.sls``, ...) with their templates. Formula folders are
 found in the directories given (by default the ``formulas/`` folder of the model, else
-the one shipped with saline).
+the ones shipped with saline: :data:`SHIPPED`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,33 @@ __all__ = [
 ]
 
 META = "formula.yml"
-SHIPPED = Path(__file__).resolve().parents[3] / "formulas"
+
+
+def _shipped() -> Path:
+    """The folder of the formulas shipped with saline.
+
+    The repository keeps them in its top-level ``formulas/`` folder; a wheel carries that
+    folder as package data, ``saline/_shipped_formulas/`` (pyproject.toml maps the package
+    onto the folder). An installed saline finds them there; a checkout (an editable
+    install, or ``src`` on the path) has no such folder and finds ``formulas/`` beside
+    ``src/``.
+    """
+    package = Path(__file__).resolve().parents[1]  # .../saline
+    installed = package / "_shipped_formulas"
+    if installed.is_dir():
+        return installed
+    return package.parents[1] / "formulas"  # src/saline -> the repository
+
+
+#: The formulas shipped with saline.
+SHIPPED = _shipped()
 
 
 def default_formula_dirs(model_root: str | None) -> list[str]:
-    """$SALINE_FORMULAS (colon-separated), else MODEL/formulas, else saline's own formulas/."""
-    env = os.environ.get("SALINE_FORMULAS")
-    if env:
-        return [d for d in env.split(":") if d]
+    """MODEL/formulas when the model has that folder, else saline's shipped formulas.
+
+    Reads no environment variable: formula folders named elsewhere (a flag, a setting)
+    are the caller's to pass instead of these."""
     if model_root and os.path.isdir(os.path.join(model_root, "formulas")):
         return [os.path.join(model_root, "formulas")]
     return [str(SHIPPED)]
