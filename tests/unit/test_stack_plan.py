@@ -225,3 +225,34 @@ def test_openrc_comes_from_the_keystone_formula_and_the_model() -> None:
     assert env["OS_REGION_NAME"] == "RegionOne"
     text = openrc_text(env)
     assert "export OS_AUTH_URL=http://10.10.0.40:5000/v3\n" in text
+
+
+def _with_glance_openrc(tmp_path: Path, entries: str) -> Stack:
+    formulas = tmp_path / "formulas"
+    shutil.copytree(Path(EXAMPLE).parents[1] / "formulas", formulas)
+    meta = formulas / "glance" / "formula.yml"
+    text = meta.read_text()
+    anchor = "    depends: [mariadb, memcached]\n"
+    assert text.count(anchor) == 1, "glance's formula.yml changed: update this test"
+    meta.write_text(text.replace(anchor, anchor + "    openrc:\n" + entries))
+    return example_stack(STATE_PLACEHOLDER, formula_dirs=[str(formulas)])
+
+
+def test_openrc_merges_what_every_formula_declares(tmp_path: Path) -> None:
+    env = openrc(
+        _with_glance_openrc(
+            tmp_path,
+            '      OS_IMAGE_API_VERSION: "2"\n      OS_REGION_NAME: "{identity[region]}"\n',
+        )
+    )
+    assert env["OS_IMAGE_API_VERSION"] == "2"  # glance's own
+    assert env["OS_AUTH_URL"] == "http://10.10.0.40:5000/v3"  # keystone's, still there
+    assert env["OS_REGION_NAME"] == "RegionOne"  # both say so: the same value
+
+
+def test_openrc_values_that_disagree_are_a_model_error(tmp_path: Path) -> None:
+    stack = _with_glance_openrc(tmp_path, "      OS_INTERFACE: internal\n")
+    with pytest.raises(
+        ModelError, match=r"OS_INTERFACE .* declared by both keystone and glance-api,"
+    ):
+        openrc(stack)

@@ -13,7 +13,7 @@ from ..errors import SettingsError
 from ..formulas import FormulaSet, default_formula_dirs
 from ..model import Model, load_model
 from ..model.cache import FileCache
-from ..output import dump
+from ..output import write
 from ..settings import Settings
 
 Command = Callable[[argparse.Namespace, "Context"], int]
@@ -63,8 +63,8 @@ class Context:
 
     def emit(self, data: Any, fmt: str) -> None:
         """Data on stdout: JSON (for scripts) or YAML (for people)."""
-        text = dump(data, "json" if fmt == "json" else "yaml")
-        self.out.write(text if text.endswith("\n") else text + "\n")
+        # Streamed: a 1000-node inventory is never held as one string (peak memory).
+        write(data, "json" if fmt == "json" else "yaml", self.out)
 
 
 # -- options --------------------------------------------------------------------------------

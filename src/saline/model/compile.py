@@ -148,9 +148,13 @@ class Model:
         if done is not None:
             return done
         try:
-            return self._compile(name)
+            compiled = self._compile(name)
         except RecursionError:
             raise _too_deep(name) from None
+        # Its resolver's memo is about a third of the compiled model's memory; what needs
+        # it later (explain, other nodes' queries) builds it again, or holds its own.
+        self._param_resolvers.pop(name, None)
+        return compiled
 
     def _compile(self, name: str) -> CompiledNode:
         merged = self.merged(name)
