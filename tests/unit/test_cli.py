@@ -243,12 +243,12 @@ def test_unwritable_out_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_an_unexpected_error_points_at_a_debug_log(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import saline.cli.model as model_commands
+    import saline.model
 
     def broken(*_: object) -> int:
         raise RuntimeError("something saline did not expect")
 
-    monkeypatch.setattr(model_commands, "explain", broken)
+    monkeypatch.setattr(saline.model, "explain", broken)
     monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("SALINE_DEBUG", raising=False)
     code, _, err = run(capsys, "model", "explain", CTL, "keystone", "--model", EXAMPLE)

@@ -7,14 +7,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import SettingsError
-from ..formulas import FormulaSet, default_formula_dirs
-from ..model import Model, load_model
-from ..model.cache import FileCache
 from ..output import write
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..formulas import FormulaSet
+    from ..model import Model
 
 Command = Callable[[argparse.Namespace, "Context"], int]
 FORMATS = ("yaml", "json")
@@ -29,6 +30,9 @@ class Context:
     err: TextIO = sys.stderr
 
     def model(self) -> Model:
+        from ..model import load_model
+        from ..model.cache import FileCache
+
         root = self.settings.model
         if root is None:
             here = os.getcwd()
@@ -44,6 +48,8 @@ class Context:
         return load_model(root, cache=cache)
 
     def formulas(self, model: Model) -> FormulaSet:
+        from ..formulas import FormulaSet, default_formula_dirs
+
         dirs = list(self.settings.formulas) or default_formula_dirs(model.root)
         return FormulaSet(dirs)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..model.secrets import redact, secret_values
-from ..salt.runner import StateResult, apply_local, apply_ssh
 from .common import Context, add_format, add_formulas_option, add_model_option, command
+
+if TYPE_CHECKING:
+    from ..salt.runner import StateResult
 
 _SSH = re.compile(
     r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[^@/:\[\]]+)"
@@ -48,6 +49,9 @@ def parse_host(text: str) -> SshTarget | None:
 
 
 def cmd_host_apply(args: argparse.Namespace, ctx: Context) -> int:
+    from ..model.secrets import redact, secret_values
+    from ..salt.runner import apply_local, apply_ssh
+
     target = parse_host(args.host)  # before anything is compiled: a typo costs nothing
     model = ctx.model()
     # A model mistake is reported before Salt starts; secrets never reach the screen.

@@ -7,8 +7,6 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from ..images import build_images, image_list
-from ..runtime.registry import LocalRegistry
 from .common import (
     Context,
     add_format,
@@ -20,6 +18,8 @@ from .common import (
 
 
 def cmd_registry(args: argparse.Namespace, ctx: Context) -> int:
+    from ..runtime.registry import LocalRegistry
+
     folder = os.path.join(ctx.settings.state_dir, "registry")
     reg = LocalRegistry(args.address or ctx.settings.registry, folder)
     if args.action == "start":
@@ -42,6 +42,8 @@ def cmd_registry(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
+    from ..images import image_list
+
     model = ctx.model()
     images = image_list(model, ctx.formulas(model), ctx.settings.registry)
     if args.format == "json":
@@ -53,6 +55,8 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
+    from ..images import build_images
+
     model = ctx.model()
     results = build_images(
         model,

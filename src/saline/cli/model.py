@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from ..model import explain
-from ..model.provenance import key_value, parse_key
 from .common import Context, add_format, add_model_option, command
 
 
@@ -22,6 +20,8 @@ def cmd_nodes(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    from ..model.provenance import key_value, parse_key
+
     data: Any = ctx.model().node(args.node).as_dict()
     if args.key:
         section, path = parse_key(args.key)
@@ -36,6 +36,8 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
+    from ..model import explain
+
     info = explain(ctx.model(), args.node, args.key)
     if args.format in ("json", "yaml"):
         ctx.emit(info, args.format)

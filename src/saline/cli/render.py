@@ -6,11 +6,12 @@ import argparse
 import os
 from typing import Any
 
-from ..configs import render_node, write_tree
 from .common import Context, add_format, add_formulas_option, add_model_option, command
 
 
 def cmd_render(args: argparse.Namespace, ctx: Context) -> int:
+    from ..configs import render_node, write_tree
+
     model = ctx.model()
     rendered = render_node(model, ctx.formulas(model), args.node, args.service)
     written = write_tree(args.out, rendered)

@@ -5,22 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import Model
-from ..smoke import run_smoke
-from ..stack import (
-    Stack,
-    compose_text,
-    down,
-    load_stack,
-    logs,
-    openrc,
-    openrc_text,
-    status,
-    up,
-    write_stack,
-)
 from .common import (
     Context,
     add_format,
@@ -31,14 +17,25 @@ from .common import (
     command,
 )
 
+if TYPE_CHECKING:
+    from ..model import Model
+    from ..stack import Stack
+
+# The library is imported by the command that runs (a model command never pays for
+# podman's, openstacksdk's or Salt's modules at start-up).
+
 
 def _stack(ctx: Context) -> tuple[Stack, Model]:
+    from ..stack import load_stack
+
     model = ctx.model()
     formulas = ctx.formulas(model)
     return load_stack(model, formulas, ctx.settings.stack, ctx.settings.state_dir), model
 
 
 def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import up
+
     stack, model = _stack(ctx)
     start = time.monotonic()
     results = up(stack, model, ctx.formulas(model), ctx.settings, ctx.progress(args.format))
@@ -63,6 +60,8 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import down
+
     stack, model = _stack(ctx)
     removed = down(stack, model, args.volumes)
     if args.format == "json":
@@ -76,6 +75,8 @@ def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import status
+
     stack, _ = _stack(ctx)
     rows = status(stack)
     if args.format == "json":
@@ -98,12 +99,16 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import logs
+
     stack, _ = _stack(ctx)
     ctx.out.write(logs(stack, args.service, args.tail))
     return 0
 
 
 def cmd_compose(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import compose_text, write_stack
+
     stack, model = _stack(ctx)
     if args.out:
         path = write_stack(stack, model.root, args.out)
@@ -126,6 +131,8 @@ def cmd_compose(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
+    from ..stack import openrc, openrc_text
+
     stack, _ = _stack(ctx)
     env = openrc(stack)
     if args.format == "json":
@@ -136,6 +143,9 @@ def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
+    from ..smoke import run_smoke
+    from ..stack import openrc
+
     stack, _ = _stack(ctx)
     report = run_smoke(openrc(stack), ctx.progress(args.format))
     if args.format == "json":
