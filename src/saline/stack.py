@@ -354,8 +354,9 @@ class _Up:
                 raise _Cancelled() from None
             raise
         finally:
-            with self.lock:
-                self.in_flight.discard(container)
+            if not self.cancel.is_set():  # interrupted: _interrupted() removes it
+                with self.lock:
+                    self.in_flight.discard(container)
         if code != 0:
             raise self._failure(step, container, f"bootstrap task {step.task} failed (exit {code})")
         volumes = self.runner.volumes_created(list(step.volumes))

@@ -4,8 +4,10 @@ against real podman."""
 
 from __future__ import annotations
 
+import _thread
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -13,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from saline.runtime.compose import ComposeRunner, Container
-from saline.runtime.process import CommandTimeout
+from saline.runtime.process import CommandTimeout, Interrupted
 from saline.stack import Stack, StackError, _Up
 from tools import FORMULAS, example_stack
 
@@ -39,6 +41,10 @@ class FakeRunner:
     #: Tasks that never exit: waiting for them runs into the task's timeout.
     hanging: set[str] = field(default_factory=set)
     waited: dict[str, float] = field(default_factory=dict)
+    #: Tasks whose wait blocks until `stopped` is set (what terminate_all does for real).
+    blocking: set[str] = field(default_factory=set)
+    waiting: threading.Event = field(default_factory=threading.Event)
+    stopped: threading.Event = field(default_factory=threading.Event)
     calls: list[str] = field(default_factory=list)
     made: dict[str, Container] = field(default_factory=dict)
     podman: FakePodman = field(default_factory=FakePodman)
@@ -64,6 +70,12 @@ class FakeRunner:
     def wait(self, container: str, *, timeout: float) -> int:
         c = self._by_container(container)
         self.waited[c.service] = timeout
+        if c.service in self.blocking:
+            # Like `podman wait` on a task that runs on: until saline stops its commands.
+            self.waiting.set()
+            if not self.stopped.wait(10):
+                raise AssertionError("nothing stopped the wait")
+            raise Interrupted(["podman", "wait", container], None)
         if c.service in self.hanging:
             raise CommandTimeout(["podman", "wait", container], timeout)
         return c.exit_code
@@ -193,3 +205,29 @@ def test_a_task_that_never_exits_is_stopped_at_its_timeout(stack: Stack) -> None
     assert runner.waited["keystone-db-sync"] == 600.0  # the formula's default timeout
     assert "p_keystone-db-sync_1" in runner.podman.removed  # the hung task is gone
     assert "keystone" not in runner.calls  # nothing that needs it started
+
+
+def test_ctrl_c_stops_up_and_removes_the_task_it_was_running(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (KeyboardInterrupt in the main thread) while a bootstrap task runs: every
+    command saline runs is stopped, the worker threads end, the unfinished task's
+    container is removed (its work is not done), and what already runs stays."""
+    import saline.stack
+
+    runner = FakeRunner(stack, blocking={"keystone-db-sync"})
+    monkeypatch.setattr(saline.stack, "terminate_all", runner.stopped.set)
+
+    def press_ctrl_c() -> None:
+        if runner.waiting.wait(10):
+            _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run(stack, runner)
+    assert runner.podman.removed == ["p_keystone-db-sync_1"]
+    assert "mariadb" in runner.calls and "keystone" not in runner.calls
+    # The next up runs the task again and goes on from there.
+    runner.blocking.clear()
+    outcomes = run(stack, runner)
+    assert outcomes["keystone-db-sync"] == "ran" and outcomes["keystone"] == "healthy"
