@@ -254,3 +254,34 @@ def test_values_nested_hundreds_deep(tmp_path: Path) -> None:
 def test_values_nested_too_deep_are_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="node n: values are nested too deeply"):
         Model(nested_model(tmp_path, 3_000)).node("n")
+
+
+def test_a_loop_next_to_values_already_looked_up(tmp_path: Path) -> None:
+    # ``b`` and ``c`` are looked up (and kept) before the loop d -> e -> d is met.
+    root = write(
+        tmp_path,
+        {
+            "classes/c.yml": (
+                "parameters:\n  a: x\n  b: ${a}-${a}\n  c: ${b}\n  d: ${e}\n  e: ${c}${d}\n"
+            ),
+            "nodes/n.yml": "classes: [c]\n",
+        },
+    )
+    with pytest.raises(ReferenceLoopError, match=r"reference loop: d -> e -> d"):
+        Model(root).node("n")
+
+
+def test_values_referenced_many_times_agree_with_the_reference(tmp_path: Path) -> None:
+    lines = ["parameters:", "  _param:", "    host: h", "    port: 80"]
+    lines += ["    url: http://${_param:host}:${_param:port}", "    d: {x: '${_param:host}'}"]
+    for i in range(50):
+        lines += [f"  v{i}: ${{_param:url}}/{i}", f"  w{i}: ${{_param:d}}", f"  u{i}: ${{v{i}}}"]
+    root = write(
+        tmp_path, {"classes/c.yml": "\n".join(lines) + "\n", "nodes/n.yml": "classes: [c]\n"}
+    )
+    ours = Model(root).node("n").as_dict()
+    ref = reference_nodeinfo_deep(root)["n"]
+    assert not isinstance(ref, str), f"reference failed: {ref}"
+    assert json.loads(json.dumps(ref["parameters"])) == ours["parameters"]
+    assert ours["parameters"]["u7"] == "http://h:80/7"
+    assert ours["parameters"]["w3"] == {"x": "h"}

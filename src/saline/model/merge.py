@@ -31,7 +31,13 @@ def merge(cur: Any, new: Any) -> Any:
             out = dict(cur)
             get = out.get
             for k, v in new.items():
-                out[k] = merge(get(k), v)
+                c = get(k)
+                if c is None:
+                    # merge(None, v), without the call for the common case.
+                    tv = type(v)
+                    out[k] = v.fresh if tv is FDict else fresh(v) if tv is Flagged else v
+                else:
+                    out[k] = merge(c, v)
             return out
         return _chain(cur, new, 0)
     if tn is Flagged:

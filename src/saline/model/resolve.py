@@ -157,6 +157,10 @@ class Resolver:
         self.strict = strict  # raise Missing instead of collecting it
         self.memo: dict[Path, Any] = {}
         self.deep_memo: dict[Path, Any] = {}
+        #: Fully resolved values of the reference paths looked up so far. A lookup that
+        #: returned once returns the very same object again (everything it touched is in
+        #: ``memo`` or ``deep_memo`` by then, or was clean), so only successes are kept.
+        self.found: dict[Path, Any] = {}
         #: Evaluations under way (the raw value of each), ordered: a loop's path, for messages.
         self.active: dict[Path, Any] = {}
         self.errors: list[tuple[Location, str]] = []
@@ -195,6 +199,9 @@ class Resolver:
         return self._drive(lambda: self._lookup_ref(text))
 
     def lookup_path(self, parts: Path) -> Any:
+        hit = self.found.get(parts, _UNSET)
+        if hit is not _UNSET:
+            return hit
         return self._drive(lambda: self._lookup_path(parts))
 
     def ref_name(self, ref: Ref, expr: Expr) -> str:
@@ -279,6 +286,9 @@ class Resolver:
         return self._lookup_path(tuple(split_path(text)))
 
     def _lookup_path(self, parts: Path) -> Any:
+        hit = self.found.get(parts, _UNSET)
+        if hit is not _UNSET:
+            return hit
         parent = self.get(parts[:-1]) if len(parts) > 1 else self.root
         key = parts[-1]
         tp = type(parent)
@@ -289,7 +299,9 @@ class Resolver:
             v = parent[key]
         except KeyError:
             raise Missing(":".join(parts)) from None
-        return self.deep(parts, v)
+        out = self.deep(parts, v)
+        self.found[parts] = out
+        return out
 
     # -- resolution ----------------------------------------------------------------
 
@@ -312,8 +324,25 @@ class Resolver:
         else:
             out = {}
             clean = self.cleaner.clean
+            memo = self.memo
             for k, x in v.items():
-                out[k] = x if clean(x) else self.deep((*path, k), x)
+                tx = type(x)
+                if tx is Expr or tx is Chain:
+                    # What ``self.deep(p, x)`` does, without the call for a scalar result.
+                    p = (*path, k)
+                    r = memo.get(p, _UNSET)
+                    if r is _UNSET:
+                        r = self._evaluate(p, x)
+                    tr = type(r)
+                    out[k] = (
+                        r
+                        if (tr is not dict and tr is not list and tr is not FDict)
+                        else self.deep(p, r)
+                    )
+                elif tx is dict or tx is FDict or tx is list:
+                    out[k] = x if clean(x) else self.deep((*path, k), x)
+                else:
+                    out[k] = x
         self.deep_memo[path] = out
         return out
 
@@ -323,6 +352,11 @@ class Resolver:
             self._loop(path, raw)
         if self._failed and path in self._failed:
             raise Missing(*self._failed[path])
+        if type(raw) is Expr:
+            value = self._quick(raw)
+            if value is not _UNSET:
+                self.memo[path] = value
+                return value
         if len(active) >= self._limit:
             raise _Deeper(self, path, raw)
         active[path] = raw
@@ -343,6 +377,30 @@ class Resolver:
             del active[path]
         self.memo[path] = value
         return value
+
+    def _quick(self, expr: Expr) -> Any:
+        """The value of ``expr`` if every reference in it is a plain key path already in
+        ``found`` (what ``_render_expr`` would then return, without touching ``active``:
+        nothing else is evaluated); otherwise _UNSET."""
+        found = self.refs.found
+        parts = expr.parts
+        if len(parts) == 1:
+            p = parts[0]
+            if type(p) is Ref and p.path is not None:
+                return found.get(p.path, _UNSET)
+            return _UNSET
+        out: list[str] = []
+        for p in parts:
+            if type(p) is str:
+                out.append(p)
+                continue
+            if type(p) is Ref and p.path is not None:
+                v = found.get(p.path, _UNSET)
+                if v is not _UNSET:
+                    out.append(str(v))
+                    continue
+            return _UNSET
+        return "".join(out)
 
     def _loop(self, path: Path, raw: Any) -> None:
         keys = list(self.active)
@@ -401,6 +459,9 @@ class Resolver:
     def _render_ref(self, ref: Ref, expr: Expr) -> Any:
         path = ref.path
         if path is not None:
+            hit = self.refs.found.get(path, _UNSET)
+            if hit is not _UNSET:
+                return hit
             try:
                 return self._lookup(path)
             except Missing as m:
@@ -421,12 +482,30 @@ class Resolver:
 
     def _render_expr(self, expr: Expr) -> Any:
         parts = expr.parts
+        found = self.refs.found
         if len(parts) == 1:
             p = parts[0]
             if type(p) is Ref:
+                path = p.path
+                if path is not None:
+                    v = found.get(path, _UNSET)
+                    if v is not _UNSET:
+                        return v
                 return self._render_ref(p, expr)
             return self._render_part(p, expr)
-        return "".join(p if type(p) is str else str(self._render_part(p, expr)) for p in parts)
+        out: list[str] = []
+        for p in parts:
+            if type(p) is str:
+                out.append(p)
+            elif type(p) is Ref:
+                path = p.path
+                v = found.get(path, _UNSET) if path is not None else _UNSET
+                if v is _UNSET:
+                    v = self._render_ref(p, expr)
+                out.append(str(v))
+            else:
+                out.append(str(self._render_part(p, expr)))
+        return "".join(out)
 
     def _render_part(self, p: Any, expr: Expr) -> Any:
         if type(p) is Ref:
