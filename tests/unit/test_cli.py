@@ -313,3 +313,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_a_model_command_leaves_the_cycle_collector_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import gc
+
+    assert gc.isenabled()
+    code, _, _ = run(capsys, "model", "nodes", "--model", EXAMPLE)
+    assert code == 0 and gc.isenabled()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("SALINE_DEBUG"))
     color = not os.environ.get("NO_COLOR")
     state_dir: str | None = None
+    collecting = gc.isenabled()  # a model command turns the cycle collector off
     try:
         settings = settings_from(args)
         state_dir = settings.state_dir
@@ -123,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         _error(err, f"internal error, a bug in saline: {type(e).__name__}: {e}{where}", color)
         return EXIT_INTERNAL
+    finally:
+        if collecting:
+            gc.enable()
 
 
 __all__ = ["build_parser", "main"]
