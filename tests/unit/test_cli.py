@@ -214,7 +214,12 @@ def test_ssh_targets_parse() -> None:
     assert parse_host("local") is None
     assert parse_host("ssh://h") == SshTarget("root", "h", 22)
     assert parse_host("ssh://op@10.0.0.5:2222") == SshTarget("op", "10.0.0.5", 2222)
-    assert parse_host("ssh://[::1]:22").host == "::1"  # type: ignore[union-attr]
+    v6 = parse_host("ssh://[::1]:2200")
+    assert v6 == SshTarget("root", "::1", 2200) and v6.spec == "root@[::1]:2200"
+
+    from saline.salt.runner import parse_target
+
+    assert parse_target(v6.spec) == ("root", "::1", 2200)  # what the Salt runner reads
 
 
 def test_the_old_apply_spelling_says_where_it_moved(capsys: pytest.CaptureFixture[str]) -> None:

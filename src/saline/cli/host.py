@@ -28,7 +28,8 @@ class SshTarget:
     @property
     def spec(self) -> str:
         """``user@host:port``, as the Salt runner takes it."""
-        return f"{self.user}@{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{self.port}"
 
 
 def parse_host(text: str) -> SshTarget | None:
