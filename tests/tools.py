@@ -33,6 +33,18 @@ PROJECT = "openstack"
 REQUIRE_TOOLS = "SALINE_REQUIRE_TOOLS"
 
 
+def write_model(root: Path, files: dict[str, str]) -> str:
+    """A model folder at ``root`` (classes/ and nodes/, even if empty) holding ``files``
+    (path relative to the model -> text); returns its path."""
+    (root / "classes").mkdir(parents=True, exist_ok=True)
+    (root / "nodes").mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return str(root)
+
+
 def require_tools(*tools: str) -> None:
     """Skip the calling test (or fixture) when one of ``tools`` is not on PATH; with
     ``SALINE_REQUIRE_TOOLS=1`` fail it instead: there a missing tool is a broken

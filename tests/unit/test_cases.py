@@ -19,6 +19,7 @@ import yaml
 from reference import reference_nodeinfo
 from saline import errors
 from saline.model import Model
+from tools import write_model
 
 CASES_DIR = Path(__file__).parent.parent / "data" / "cases"
 
@@ -29,15 +30,6 @@ def _load_cases() -> list[Any]:
         for case in yaml.safe_load(f.read_text()):
             cases.append(pytest.param(case, id=f"{f.stem}: {case['name']}"))
     return cases
-
-
-def _write(root: Path, files: dict[str, str]) -> None:
-    (root / "classes").mkdir(parents=True, exist_ok=True)
-    (root / "nodes").mkdir(parents=True, exist_ok=True)
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
 
 
 def _select(data: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +48,7 @@ def _norm(x: Any) -> Any:
 
 @pytest.mark.parametrize("case", _load_cases())
 def test_case(case: dict[str, Any], tmp_path: Path) -> None:
-    _write(tmp_path, case["files"])
+    write_model(tmp_path, case["files"])
     model = Model(str(tmp_path))
     for node, want in case.get("expect", {}).items():
         got = model.node(node).as_dict()

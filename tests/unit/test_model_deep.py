@@ -18,16 +18,7 @@ from modelgen import random_model
 from reference import reference_nodeinfo_deep
 from saline.errors import MissingReferencesError, ModelError, ReferenceLoopError, SalineError
 from saline.model import Model, resolve
-
-
-def write(root: Path, files: dict[str, str]) -> str:
-    (root / "classes").mkdir(parents=True, exist_ok=True)
-    (root / "nodes").mkdir(parents=True, exist_ok=True)
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return str(root)
+from tools import write_model
 
 
 def chain_model(root: Path, n: int, last: str = "end", template: str = "${_param:k%d}") -> str:
@@ -35,7 +26,7 @@ def chain_model(root: Path, n: int, last: str = "end", template: str = "${_param
     lines = ["parameters:", "  _param:"]
     lines += [f"    k{i}: '{template % (i + 1)}'" for i in range(n - 1)]
     lines += [f"    k{n - 1}: '{last}'", "  out: ${_param:k0}", ""]
-    return write(root, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"})
+    return write_model(root, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"})
 
 
 def stack_depth() -> int:
@@ -71,7 +62,9 @@ def test_a_chain_evaluated_from_its_far_end_first(tmp_path: Path) -> None:
     lines = ["parameters:", "  _param:"]
     lines += [f"    k{i}: ${{_param:k{i - 1}}}" for i in range(n - 1, 0, -1)]
     lines += ["    k0: start", ""]
-    root = write(tmp_path, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"})
+    root = write_model(
+        tmp_path, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"}
+    )
     params = Model(root).node("n").parameters
     assert {params["_param"][f"k{i}"] for i in range(n)} == {"start"}
 
@@ -91,7 +84,9 @@ def test_a_chain_of_dicts_builds_deep_data(tmp_path: Path) -> None:
     lines = ["parameters:", "  _param:"]
     lines += [f"    k{i}: {{v: {i}, next: '${{_param:k{i + 1}}}'}}" for i in range(n - 1)]
     lines += [f"    k{n - 1}: {{v: {n - 1}}}", ""]
-    root = write(tmp_path, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"})
+    root = write_model(
+        tmp_path, {"classes/c.yml": "\n".join(lines), "nodes/n.yml": "classes: [c]\n"}
+    )
     old = resolve.STEP
     resolve.STEP = 3  # the same shape, much deferred
     try:
@@ -157,7 +152,7 @@ def test_a_chain_across_classes_that_include_each_other(tmp_path: Path) -> None:
     }
     files[f"classes/c{n - 1}.yml"] = f"parameters: {{k{n - 1}: end, out: '${{k0}}'}}\n"
     files["nodes/n.yml"] = "classes: [c0]\n"
-    node = Model(write(tmp_path, files)).node("n")
+    node = Model(write_model(tmp_path, files)).node("n")
     assert node.classes == [f"c{i}" for i in range(n - 1, -1, -1)]
     assert node.parameters["out"] == "end" + "".join(f"-{i}" for i in range(n - 2, -1, -1))
 
@@ -167,14 +162,14 @@ def test_a_long_class_include_loop(tmp_path: Path) -> None:
     files = {f"classes/c{i}.yml": f"classes: [c{(i + 1) % n}]\n" for i in range(n)}
     files["nodes/n.yml"] = "classes: [c0]\n"
     with pytest.raises(SalineError, match=r"loop: c0 -> c1 -> .* -> c1999 -> c0"):
-        Model(write(tmp_path, files)).node("n")
+        Model(write_model(tmp_path, files)).node("n")
 
 
 def test_deeply_nested_references(tmp_path: Path) -> None:
     # ${_param:${_param:...${_param:x}...}}: each level names the key "x", whose value is "x".
     depth = 3_000
     text = "${_param:" * depth + "x" + "}" * depth
-    root = write(
+    root = write_model(
         tmp_path,
         {
             "classes/c.yml": f"parameters:\n  _param: {{x: x}}\n  out: '{text}'\n",
@@ -189,7 +184,7 @@ def test_a_query_over_a_long_chain_in_exports(tmp_path: Path) -> None:
     lines = ["parameters:", "  _param:"]
     lines += [f"    k{i}: ${{_param:k{i + 1}}}" for i in range(n - 1)]
     lines += [f"    k{n - 1}: end", "exports:", "  e: ${_param:k0}", ""]
-    root = write(
+    root = write_model(
         tmp_path,
         {
             "classes/c.yml": "\n".join(lines),
@@ -234,7 +229,7 @@ def nested_model(root: Path, depth: int) -> str:
     def nest(leaf: str) -> str:
         return "{a: " * depth + "{b: " + leaf + "}" + "}" * depth
 
-    return write(
+    return write_model(
         root,
         {
             "classes/c.yml": f"parameters:\n  x: 1\n  d: {nest(repr('${x}'))}\n",
@@ -258,7 +253,7 @@ def test_values_nested_too_deep_are_a_model_error(tmp_path: Path) -> None:
 
 def test_a_loop_next_to_values_already_looked_up(tmp_path: Path) -> None:
     # ``b`` and ``c`` are looked up (and kept) before the loop d -> e -> d is met.
-    root = write(
+    root = write_model(
         tmp_path,
         {
             "classes/c.yml": (
@@ -276,7 +271,7 @@ def test_values_referenced_many_times_agree_with_the_reference(tmp_path: Path) -
     lines += ["    url: http://${_param:host}:${_param:port}", "    d: {x: '${_param:host}'}"]
     for i in range(50):
         lines += [f"  v{i}: ${{_param:url}}/{i}", f"  w{i}: ${{_param:d}}", f"  u{i}: ${{v{i}}}"]
-    root = write(
+    root = write_model(
         tmp_path, {"classes/c.yml": "\n".join(lines) + "\n", "nodes/n.yml": "classes: [c]\n"}
     )
     ours = Model(root).node("n").as_dict()
