@@ -23,12 +23,12 @@ trusted, so nobody else may write there.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
-import pickle
-import tempfile
 import time
 from typing import Any
+
+# hashlib, pickle and tempfile are imported where they are used: a model command run with
+# the cache off imports this module (for its types) but never needs them.
 
 FORMAT = 1
 #: The subfolder of saline's cache folder that holds prepared model files.
@@ -52,6 +52,8 @@ def code_digest() -> str:
 
 def source_digest(folder: str) -> str:
     """A digest of the names and contents of the ``.py`` files in ``folder``."""
+    import hashlib
+
     h = hashlib.sha256()
     for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
         with open(os.path.join(folder, name), "rb") as fh:
@@ -88,10 +90,14 @@ class FileCache:
         return cls(os.path.join(cache_dir, SUBFOLDER))
 
     def _entry(self, abspath: str, name: str) -> str:
+        import hashlib
+
         key = f"{self._key}|{abspath}|{name}".encode()
         return os.path.join(self.directory, hashlib.sha256(key).hexdigest()[:40])
 
     def get(self, abspath: str, name: str) -> Any | None:
+        import pickle
+
         try:
             st = os.stat(abspath)
             with open(self._entry(abspath, name), "rb") as fh:
@@ -106,6 +112,9 @@ class FileCache:
         return value
 
     def put(self, abspath: str, name: str, value: Any) -> None:
+        import pickle
+        import tempfile
+
         try:
             st = os.stat(abspath)
             if _now() - max(st.st_mtime, st.st_ctime) < self.racy_seconds:

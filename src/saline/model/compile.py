@@ -18,6 +18,7 @@ import fnmatch
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from .cache import FileCache
 from .config import ModelConfig, load_config
 from .contributions import contributions
 from .loader import AUTOMATIC_SOURCE, Entity, ModelFiles
-from .merge import merge
+from .merge import ClassMerge, merge
 from .resolve import CleanCache, Missing, Path, Resolver
 from .values import Expr, Query, needs_parse, parse_string
 
@@ -131,6 +132,8 @@ class Model:
         self._export_resolvers: dict[str, Resolver] = {}
         self._compiled: dict[str, CompiledNode] = {}
         self._clean = CleanCache()
+        self._class_merge = ClassMerge()
+        self._closures: dict[str, list[Entity] | None] = {}
         self._querying: set[str] = set()
 
     # -- public API ------------------------------------------------------------------
@@ -193,6 +196,9 @@ class Model:
                 classes.setdefault(c, []).append(name)
             for a in n.applications:
                 applications.setdefault(a, []).append(name)
+        # Every node is compiled: no query runs again. The exports' resolvers refer to the
+        # model (a reference cycle): dropped, the model is freed as soon as it is unused.
+        self._export_resolvers.clear()
         return {"applications": applications, "classes": classes, "nodes": nodes}
 
     # -- merging -----------------------------------------------------------------------
@@ -242,7 +248,7 @@ class Model:
             )
         else:
             state = self._expand_classes(ent, mapping_classes, auto)
-        self._merge_entity(state, ent)
+        self._merge_entity(state, ent, merge)
         m = MergedNode(
             name=name,
             entity=ent,
@@ -278,28 +284,28 @@ class Model:
         self, node: Entity, mapping_classes: list[str], auto: dict[str, Any], trial: bool = False
     ) -> _State:
         state = _State(trial=trial)
-        node_loc = Location(node.file, None, node.name)
         # reclass merges class mappings' classes, then the automatic parameters, then the
         # node's classes (each class after the classes it includes), then the node itself.
-        self._recurse(mapping_classes, node_loc, state, node.name)
+        self._recurse(mapping_classes, node.file, state, node.name)
         state.classes.extend(c for c in mapping_classes if c not in state.classes)
         state.parameters = merge(state.parameters, auto) if auto else state.parameters
         state.sources.append(AUTOMATIC_SOURCE)
-        self._recurse(node.classes, node_loc, state, node.name)
+        self._recurse(node.classes, node.file, state, node.name)
         return state
 
-    def _recurse(self, names: list[str], owner: Location, state: _State, node: str) -> None:
+    def _recurse(self, names: list[str], owner: str, state: _State, node: str) -> None:
         """Expand ``names`` (each class after the classes it includes) into ``state``.
 
         Depth first, with an explicit stack: class includes may nest deeper than Python's
         recursion limit.
         """
-        # Each frame: the class names to go through, who listed them, and the class they
-        # belong to (merged once its includes are), with the position reached.
-        frames: list[tuple[list[str], Location, Entity | None, str]] = [(names, owner, None, "")]
+        # Each frame: the class names to go through, the file that listed them, and the
+        # class they belong to (merged once its includes are), with the position reached.
+        frames: list[tuple[list[str], str, Entity | None, str]] = [(names, owner, None, "")]
         positions = [0]
         chain: list[str] = []  # the classes being expanded, outermost first
         on_chain: set[str] = set()
+        merge_class = self._class_merge.merge
         while frames:
             names, owner, owner_ent, owner_class = frames[-1]
             index = positions[-1]
@@ -307,41 +313,94 @@ class Model:
                 frames.pop()
                 positions.pop()
                 if owner_ent is not None:
-                    self._merge_entity(state, owner_ent)
+                    self._merge_entity(state, owner_ent, merge_class)
                     state.seen.add(owner_class)
                     chain.pop()
                     on_chain.discard(owner_class)
                 continue
             positions[-1] = index + 1
             raw = names[index]
-            klass = raw
             if needs_parse(raw):
-                klass = self._render_class_name(raw, state, owner, node)
+                klass = self._render_class_name(raw, state, Location(owner, None, node), node)
+            else:
+                klass = raw
+                if len(frames) == 1 and klass not in state.seen:
+                    closure = self._closure(klass)
+                    if closure is not None:
+                        # What the steps below do for this class, without the steps.
+                        seen = state.seen
+                        for member in closure:
+                            if member.name not in seen:
+                                self._merge_entity(state, member, merge_class)
+                                seen.add(member.name)
+                        continue
             if klass in state.seen:
                 continue
             if klass in on_chain:
                 cycle = " -> ".join([*chain[chain.index(klass) :], klass])
-                line = (
-                    self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
-                )
+                line = self.files.locate(owner, ("classes", str(index))) if owner else None
                 raise ClassCycleError(
                     f"classes include each other in a loop: {cycle}",
-                    Location(owner.file, line, node, "classes"),
+                    Location(owner, line, node, "classes"),
                 )
             ent = self.files.klass(klass)
             if ent is None:
                 if self._ignore_missing is not None and self._ignore_missing.match(klass):
                     continue
-                line = (
-                    self.files.locate(owner.file, ("classes", str(index))) if owner.file else None
-                )
-                raise self.files.class_not_found(klass, Location(owner.file, line, node))
-            frames.append((ent.classes, Location(ent.file, None, node), ent, klass))
+                line = self.files.locate(owner, ("classes", str(index))) if owner else None
+                raise self.files.class_not_found(klass, Location(owner, line, node))
+            frames.append((ent.classes, ent.file, ent, klass))
             positions.append(0)
             chain.append(klass)
             on_chain.add(klass)
 
-    def _merge_entity(self, state: _State, ent: Entity) -> None:
+    def _closure(self, klass: str) -> list[Entity] | None:
+        """The classes that expanding class ``klass`` merges, in order (each class after
+        the classes it includes, each once), when that is the same for every node: no class
+        name in it has a reference, none is missing, none includes itself. None otherwise
+        (those are expanded step by step, which reports the mistakes).
+
+        For a node, expanding ``klass`` merges these classes but those it has merged
+        already: a class already merged was merged after all of its includes, so what it
+        includes is skipped with it either way.
+        """
+        done = self._closures.get(klass, _UNSET_STATE)
+        if done is _UNSET_STATE:
+            done = self._closures[klass] = self._find_closure(klass)
+        return done  # type: ignore[no-any-return]
+
+    def _find_closure(self, klass: str) -> list[Entity] | None:
+        top = self.files.klass(klass)
+        if top is None:
+            return None
+        order: list[Entity] = []
+        done: set[str] = set()
+        on_chain = {klass}
+        stack = [(top, 0)]
+        while stack:
+            ent, index = stack[-1]
+            if index == len(ent.classes):
+                stack.pop()
+                order.append(ent)
+                done.add(ent.name)
+                on_chain.discard(ent.name)
+                continue
+            stack[-1] = (ent, index + 1)
+            name = ent.classes[index]
+            if name in done:
+                continue
+            if needs_parse(name) or name in on_chain:
+                return None
+            sub = self.files.klass(name)
+            if sub is None:
+                return None
+            stack.append((sub, 0))
+            on_chain.add(name)
+        return order
+
+    def _merge_entity(self, state: _State, ent: Entity, merging: Callable[[Any, Any], Any]) -> None:
+        """Merge class or node ``ent`` into ``state``, values with ``merging`` (``merge``,
+        or for classes ``ClassMerge.merge``)."""
         for c in ent.classes:
             if c not in state.classes:
                 state.classes.append(c)
@@ -362,9 +421,9 @@ class Model:
             if a not in apps:
                 apps.append(a)
         if ent.parameters:
-            state.parameters = merge(state.parameters, ent.parameters)
+            state.parameters = merging(state.parameters, ent.parameters)
         if ent.exports:
-            state.exports = merge(state.exports, ent.exports)
+            state.exports = merging(state.exports, ent.exports)
         state.sources.append(ent.src)
         if ent.all_envs:
             state.all_envs = True

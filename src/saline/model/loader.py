@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -193,7 +193,7 @@ class ModelFiles:
     def _parse(self, name: str, path: str, base: str, abspath: str) -> Entity:
         try:
             with open(abspath, "rb") as fh:
-                data = yaml.load(fh, Loader=_Loader)
+                data = load_yaml(fh)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark else None
@@ -242,7 +242,11 @@ class ModelFiles:
                 raise MalformedExpressionError(
                     e.message, Location(path, self.locate(path, fpath), key=":".join(fpath))
                 ) from None
-        pathname = os.path.splitext(os.path.relpath(abspath, base))[0]
+        prefix = base + os.sep
+        # The file is under ``base`` as written (the common case) unless, say, a
+        # ``nodes_uri`` has ``..`` in it; os.path.relpath costs a lot more than slicing.
+        rel = abspath[len(prefix) :] if abspath.startswith(prefix) else None
+        pathname = os.path.splitext(rel or os.path.relpath(abspath, base))[0]
         ent = Entity(
             name=name,
             file=path,
@@ -265,6 +269,52 @@ class ModelFiles:
         if path == AUTOMATIC_SOURCE:
             return None
         return self._lines.line(os.path.join(self.root, path), keys)
+
+
+# ---------------------------------------------------------------------------
+# Reading YAML
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+def load_yaml(stream: BinaryIO) -> Any:
+    """``yaml.load(stream, Loader=_Loader)``: the same data, built faster.
+
+    libyaml parses, but PyYAML builds the data in Python, with generators and bookkeeping
+    per value (for recursive documents). Here strings, and mappings and sequences with
+    the standard tags and string keys, are built directly from the parsed nodes; every
+    other node (numbers, booleans, null, dates, merge keys ``<<``, other keys, explicit
+    tags) is built by PyYAML's own constructor, as before. Only one difference: a value
+    that occurs twice through an alias is built twice (equal, not the same object), which
+    preparing values would do anyway.
+    """
+    loader = _Loader(stream)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _build(loader, node)
+    finally:
+        loader.dispose()
+
+
+def _build(loader: Any, node: yaml.Node) -> Any:
+    t = type(node)
+    if t is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            return node.value
+    elif t is yaml.MappingNode:
+        if node.tag == _MAP_TAG:
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                if type(k) is not yaml.ScalarNode or k.tag != _STR_TAG:
+                    break  # a merge key or a key of another type: PyYAML's rules
+                out[k.value] = _build(loader, v)
+            else:
+                return out
+    elif t is yaml.SequenceNode and node.tag == _SEQ_TAG:
+        return [_build(loader, x) for x in node.value]
+    return loader.construct_object(node, deep=True)
 
 
 # ---------------------------------------------------------------------------

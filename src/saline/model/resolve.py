@@ -66,53 +66,61 @@ class _Deeper(BaseException):
 
 
 class CleanCache:
-    """Whether a value contains nothing to resolve, memoised by object identity.
+    """What in a container is left to resolve, memoised by object identity.
 
-    Shared by all nodes of a compile: merged class data is shared between nodes, so each
-    shared subtree is inspected once. The cache keeps every inspected object alive, so an
-    id is never reused for another object while the cache lives.
+    For each dict or list: the keys (indexes for a list) of the values in it that hold
+    something to resolve, an empty tuple if none do ("clean"). Shared by all nodes of a
+    compile: merged class data is shared between nodes, so each shared subtree is inspected
+    once. The cache keeps every inspected object alive, so an id is never reused for
+    another object while the cache lives.
     """
 
     def __init__(self) -> None:
-        self._memo: dict[int, tuple[Any, bool]] = {}
+        #: id -> (the container, its dirty keys): what :meth:`dirty` returns, for those
+        #: inspected already.
+        self.known: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
-    def clean(self, v: Any) -> bool:
-        t = type(v)
-        if t is dict or t is FDict or t is list:
-            hit = self._memo.get(id(v))
-            if hit is not None:
-                return hit[1]
-            return self._inspect(v)
-        return t is not Expr and t is not Chain
+    def dirty(self, v: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
+        """The keys (or indexes) of the values in container ``v`` with something to resolve."""
+        hit = self.known.get(id(v))
+        if hit is not None:
+            return hit[1]
+        return self._inspect(v)
 
-    def _inspect(self, v: Any) -> bool:
+    def _inspect(self, v: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
         """Inspect a container not seen before, depth first with an explicit stack (data
-        may nest deeper than Python's recursion limit). Like ``all()``, it stops at the
-        first value with something to resolve: that value's containers are not clean."""
-        memo = self._memo
-        stack: list[tuple[Any, Iterator[Any]]] = [
-            (v, iter(v.values() if type(v) is not list else v))
+        may nest deeper than Python's recursion limit)."""
+        memo = self.known
+        # Each frame: a container, its (key, value) pairs still to look at, the keys found
+        # dirty so far, and the container's key in the frame below.
+        stack: list[tuple[Any, Iterator[tuple[Any, Any]], list[Any], Any]] = [
+            (v, _pairs(v), [], None)
         ]
-        while stack:
-            container, items = stack[-1]
-            for x in items:
+        while True:
+            container, pairs, dirty, _ = stack[-1]
+            for k, x in pairs:
                 t = type(x)
                 if t is dict or t is FDict or t is list:
                     hit = memo.get(id(x))
                     if hit is None:
-                        stack.append((x, iter(x.values() if t is not list else x)))
+                        stack.append((x, _pairs(x), [], k))
                         break
                     if hit[1]:
-                        continue
-                elif t is not Expr and t is not Chain:
-                    continue
-                for c, _ in stack:
-                    memo[id(c)] = (c, False)
-                return False
+                        dirty.append(k)
+                elif t is Expr or t is Chain:
+                    dirty.append(k)
             else:
-                memo[id(container)] = (container, True)
-                stack.pop()
-        return True
+                keys = tuple(dirty)
+                memo[id(container)] = (container, keys)
+                key = stack.pop()[3]
+                if not stack:
+                    return keys
+                if keys:
+                    stack[-1][2].append(key)
+
+
+def _pairs(v: Any) -> Iterator[tuple[Any, Any]]:
+    return iter(enumerate(v)) if type(v) is list else iter(v.items())
 
 
 class Site(Protocol):
@@ -152,15 +160,24 @@ class Resolver:
         self.section = section
         self.config = config
         self.cleaner = clean
+        self._dirty = clean.known  # read for every container (see deep)
         self.site = site
-        self.refs = refs or self
+        #: The resolver references point into when it is not this one. (Not ``self`` when it
+        #: is: a resolver must not refer to itself, or only the cycle collector could free
+        #: it and its memo; see ``saline.cli.model``.)
+        self._refs = refs
+        #: ``found`` and the tree of the resolver references point into (read on every
+        #: reference).
+        self._found = refs.found if refs is not None else {}
+        self._refs_root = refs.root if refs is not None else root
         self.strict = strict  # raise Missing instead of collecting it
         self.memo: dict[Path, Any] = {}
         self.deep_memo: dict[Path, Any] = {}
-        #: Fully resolved values of the reference paths looked up so far. A lookup that
-        #: returned once returns the very same object again (everything it touched is in
-        #: ``memo`` or ``deep_memo`` by then, or was clean), so only successes are kept.
-        self.found: dict[Path, Any] = {}
+        #: Fully resolved values of key paths: those looked up so far, and the keys of
+        #: dicts resolved on the way (``deep``), and plain values read (``_plain``). A lookup
+        #: that returned once returns the very same object again (everything it touched is
+        #: in ``memo`` or ``deep_memo`` by then, or was clean), so only successes are kept.
+        self.found: dict[Path, Any] = self._found if refs is None else {}
         #: Evaluations under way (the raw value of each), ordered: a loop's path, for messages.
         self.active: dict[Path, Any] = {}
         self.errors: list[tuple[Location, str]] = []
@@ -171,13 +188,6 @@ class Resolver:
         #: Strict mode: keys whose evaluation raised Missing out of a driver's step, so that
         #: the suspended evaluations above them get the same Missing when they resume.
         self._failed: dict[Path, tuple[str, Expr | None]] = {}
-        # References into another resolver go through its driver; into this one, directly.
-        self._lookup: Callable[[Path], Any] = (
-            self._lookup_path if self.refs is self else self.refs.lookup_path
-        )
-        self._lookup_name: Callable[[str], Any] = (
-            self._lookup_ref if self.refs is self else self.refs.lookup_ref
-        )
 
     # -- public (drivers) --------------------------------------------------------
 
@@ -256,7 +266,22 @@ class Resolver:
                 active.popitem()
             self._limit = saved_limit
 
+    @property
+    def refs(self) -> Resolver:
+        """The resolver references point into: itself for parameters, the parameters'
+        resolver for exports."""
+        return self if self._refs is None else self._refs
+
     # -- lookups -----------------------------------------------------------------
+
+    def _lookup(self, path: Path) -> Any:
+        # References into another resolver go through its driver; into this one, directly.
+        other = self._refs
+        return self._lookup_path(path) if other is None else other.lookup_path(path)
+
+    def _lookup_name(self, name: str) -> Any:
+        other = self._refs
+        return self._lookup_ref(name) if other is None else other.lookup_ref(name)
 
     def get(self, path: Path) -> Any:
         """The value at ``path`` with itself resolved (its children may not be yet)."""
@@ -313,36 +338,55 @@ class Resolver:
             t = type(v)
         if t is not dict and t is not list and t is not FDict:
             return v
-        if self.cleaner.clean(v):
+        hit = self._dirty.get(id(v))
+        dirty = hit[1] if hit is not None else self.cleaner.dirty(v)
+        if not dirty:
             return v
-        hit = self.deep_memo.get(path, _UNSET)
-        if hit is not _UNSET:
-            return hit
+        done = self.deep_memo.get(path, _UNSET)
+        if done is not _UNSET:
+            return done
         out: Any
         if t is list:
-            out = [self.deep((*path, str(i)), x) for i, x in enumerate(v)]
+            out = list(v)
+            for i in dirty:
+                out[i] = self.deep(path + (str(i),), v[i])  # noqa: RUF005 (see below)
         else:
-            out = {}
-            clean = self.cleaner.clean
+            # A copy (in the same key order) in which only the values with something to
+            # resolve are replaced. Each is what a reference to its key path finds: noted
+            # in ``found`` on the way, references to it need no lookup.
+            out = dict(v)
             memo = self.memo
-            for k, x in v.items():
+            found = self._found
+            own = self.found
+            for k in dirty:
+                x = v[k]
                 tx = type(x)
+                p = path + (k,)  # noqa: RUF005 (a third of the time of (*path, k))
                 if tx is Expr or tx is Chain:
-                    # What ``self.deep(p, x)`` does, without the call for a scalar result.
-                    p = (*path, k)
                     r = memo.get(p, _UNSET)
                     if r is _UNSET:
-                        r = self._evaluate(p, x)
+                        # ``self._evaluate(p, x)``, without a call when every reference in
+                        # the expression is resolved already (what ``_quick`` does).
+                        paths = x.paths if tx is Expr else None
+                        if paths is not None:
+                            template = x.template
+                            if template is None:
+                                r = found.get(paths[0], _UNSET)
+                            else:
+                                try:
+                                    r = template.format(*map(found.__getitem__, paths))
+                                except KeyError:
+                                    r = _UNSET
+                        if r is _UNSET:
+                            r = self._evaluate(p, x)
+                        else:
+                            memo[p] = r
                     tr = type(r)
-                    out[k] = (
-                        r
-                        if (tr is not dict and tr is not list and tr is not FDict)
-                        else self.deep(p, r)
-                    )
-                elif tx is dict or tx is FDict or tx is list:
-                    out[k] = x if clean(x) else self.deep((*path, k), x)
+                    if tr is dict or tr is list or tr is FDict:
+                        r = self.deep(p, r)
                 else:
-                    out[k] = x
+                    r = self.deep(p, x)
+                out[k] = own[p] = r
         self.deep_memo[path] = out
         return out
 
@@ -379,28 +423,52 @@ class Resolver:
         return value
 
     def _quick(self, expr: Expr) -> Any:
-        """The value of ``expr`` if every reference in it is a plain key path already in
-        ``found`` (what ``_render_expr`` would then return, without touching ``active``:
-        nothing else is evaluated); otherwise _UNSET."""
-        found = self.refs.found
-        parts = expr.parts
-        if len(parts) == 1:
-            p = parts[0]
-            if type(p) is Ref and p.path is not None:
-                return found.get(p.path, _UNSET)
+        """The value of ``expr`` if every reference in it is a plain key path whose value
+        is in ``found`` or is a plain value (see ``_plain``): what ``_render_expr`` would
+        then return, without touching ``active`` (nothing else is evaluated); otherwise
+        _UNSET.
+
+        A key whose expression this returns a value for is not under evaluation (one under
+        evaluation waits for a reference whose lookup evaluates something), so it needs no
+        loop check first.
+        """
+        paths = expr.paths
+        if paths is None:
             return _UNSET
-        out: list[str] = []
-        for p in parts:
-            if type(p) is str:
-                out.append(p)
-                continue
-            if type(p) is Ref and p.path is not None:
-                v = found.get(p.path, _UNSET)
-                if v is not _UNSET:
-                    out.append(str(v))
-                    continue
+        found = self._found
+        template = expr.template
+        try:
+            if template is None:
+                return found[paths[0]]
+            return template.format(*map(found.__getitem__, paths))
+        except KeyError:
+            pass
+        values = []
+        for path in paths:
+            v = found.get(path, _UNSET)
+            if v is _UNSET:
+                v = self._plain(path)
+                if v is _UNSET:
+                    return _UNSET
+            values.append(v)
+        return values[0] if template is None else template.format(*values)
+
+    def _plain(self, path: Path) -> Any:
+        """The value at key path ``path`` of the tree references point into if it is a
+        scalar reached through dicts alone, neither having anything to resolve: what a
+        lookup would return (and so noted in ``found``), found without evaluating anything.
+        Otherwise _UNSET."""
+        node: Any = self._refs_root
+        for key in path:
+            t = type(node)
+            if t is not dict and t is not FDict:
+                return _UNSET
+            node = node.get(key, _UNSET)
+        t = type(node)
+        if node is _UNSET or t is Expr or t is Chain or t is dict or t is list or t is FDict:
             return _UNSET
-        return "".join(out)
+        self._found[path] = node
+        return node
 
     def _loop(self, path: Path, raw: Any) -> None:
         keys = list(self.active)
@@ -459,7 +527,7 @@ class Resolver:
     def _render_ref(self, ref: Ref, expr: Expr) -> Any:
         path = ref.path
         if path is not None:
-            hit = self.refs.found.get(path, _UNSET)
+            hit = self._found.get(path, _UNSET)
             if hit is not _UNSET:
                 return hit
             try:
@@ -482,7 +550,7 @@ class Resolver:
 
     def _render_expr(self, expr: Expr) -> Any:
         parts = expr.parts
-        found = self.refs.found
+        found = self._found
         if len(parts) == 1:
             p = parts[0]
             if type(p) is Ref:

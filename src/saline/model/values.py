@@ -94,7 +94,7 @@ class Expr:
     in that file, so that errors can name the file and line.
     """
 
-    __slots__ = ("fpath", "parts", "src", "text")
+    __slots__ = ("fpath", "parts", "paths", "src", "template", "text")
 
     def __init__(
         self, parts: list[str | Ref | Query], text: str, src: str, fpath: tuple[str, ...]
@@ -103,6 +103,25 @@ class Expr:
         self.text = text
         self.src = src
         self.fpath = fpath
+        # Most expressions are literal text and references with fixed key paths: once those
+        # paths are resolved, the value is ``template.format(*values)`` (an empty format
+        # spec formats any value as ``str()`` does), or the one value itself when the
+        # expression is a single reference (template None). ``paths`` is None otherwise.
+        self.paths: tuple[tuple[str, ...], ...] | None = None
+        self.template: str | None = None
+        paths: list[tuple[str, ...]] = []
+        pieces: list[str] = []
+        for p in parts:
+            if isinstance(p, str):
+                pieces.append(p.replace("{", "{{").replace("}", "}}"))
+            elif isinstance(p, Ref) and p.path is not None:
+                paths.append(p.path)
+                pieces.append("{}")
+            else:
+                return
+        self.paths = tuple(paths)
+        if not (len(parts) == 1 and paths):
+            self.template = "".join(pieces)
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r})"
