@@ -7,8 +7,10 @@ Regenerate the golden trees with SALINE_UPDATE_GOLDEN=1 (then review the git dif
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +32,13 @@ CTL = "ctl01.openstack.local"  # the tests of one node's files
 
 
 def render(
-    node: str, out: Path, *extra: str, model: Path = EXAMPLE
+    node: str, out: Path, *extra: str, model: Path = EXAMPLE, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SALINE, "render", node, "--model", str(model), "--out", str(out), *extra],
         capture_output=True,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -81,6 +84,31 @@ def test_render_is_deterministic(tmp_path: Path) -> None:
     assert tree(a) == tree(b)
 
 
+def test_the_render_cache_gives_the_same_files_and_output(tmp_path: Path) -> None:
+    """Cold (an empty cache), warm (from the cache) and without a cache: the same files and
+    the same report; the cache (beside the model's, under SALINE_CACHE_DIR) is private."""
+    cache = tmp_path / "cache"
+    runs = {
+        "cold": {"SALINE_CACHE_DIR": str(cache)},
+        "warm": {"SALINE_CACHE_DIR": str(cache)},
+        "off": {"SALINE_NO_CACHE": "1"},
+    }
+    trees, outputs = {}, {}
+    for name, env in runs.items():
+        out = tmp_path / "out"
+        done = render(CTL, out, "--format", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        trees[name] = tree(out)
+        outputs[name] = json.loads(done.stdout)
+        shutil.rmtree(out)
+    assert trees["cold"] == trees["warm"] == trees["off"] and trees["cold"]
+    assert outputs["cold"] == outputs["warm"] == outputs["off"]
+    entries = list((cache / "rendered").rglob("*.json"))
+    assert len(entries) == 1
+    assert stat.S_IMODE(entries[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE((cache / "rendered").stat().st_mode) == 0o700
+
+
 def test_one_parameter_changes_exactly_the_lines_that_use_it(tmp_path: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(EXAMPLE, model)
@@ -113,6 +141,10 @@ def test_one_parameter_changes_exactly_the_lines_that_use_it(tmp_path: Path) -> 
             )
         ],
         "keystone/etc/keystone/keystone-uwsgi.ini": [],
+        "keystone/etc/keystone/fernet-keys/0": [],
+        "keystone/etc/keystone/fernet-keys/1": [],
+        "keystone/etc/keystone/credential-keys/0": [],
+        "keystone/etc/keystone/credential-keys/1": [],
         "memcached/etc/memcached.conf": [],
     }
 
@@ -174,8 +206,6 @@ def test_bad_metadata_is_reported_before_salt_runs(tmp_path: Path) -> None:
 def test_salt_master_modules_give_the_model_as_pillar_and_top(tmp_path: Path) -> None:
     """What an existing Salt master would use: saline's ext_pillar and master_tops,
     found by Salt through the salt.loader entry point."""
-    import json
-
     from saline.model import load_model
     from saline.salt.runner import minion_config
 

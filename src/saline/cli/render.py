@@ -10,10 +10,11 @@ from .common import Context, add_format, add_formulas_option, add_model_option, 
 
 
 def cmd_render(args: argparse.Namespace, ctx: Context) -> int:
-    from ..configs import render_node, write_tree
+    from ..configs import render_cache_dir, render_node, write_tree
 
     model = ctx.model()
-    rendered = render_node(model, ctx.formulas(model), args.node, args.service)
+    cache_dir = render_cache_dir(ctx.settings.cache_dir)
+    rendered = render_node(model, ctx.formulas(model), args.node, args.service, cache_dir=cache_dir)
     written = write_tree(args.out, rendered)
     if args.format == "json":
         ctx.emit({"out": args.out, "files": written}, "json")

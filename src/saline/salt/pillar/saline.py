@@ -8,11 +8,18 @@ Master (or minion) configuration::
           cache_dir: /var/cache/saline   # optional: keep prepared model files here
 
 The minion id is the node name. A minion the model does not know gets no pillar.
+
+``compiled`` (a mapping of node name to compiled parameters) is how saline's renderer
+gives a node's pillar in memory (``saline.salt.runner.RenderSession``): a minion named
+there gets those parameters and the model is not read. Only the minion it names gets
+them; a real master leaves it out.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -27,8 +34,12 @@ def ext_pillar(
     pillar: dict[str, Any],
     model: str | None = None,
     cache_dir: str | None = None,
+    compiled: Mapping[str, dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
+    if isinstance(compiled, Mapping) and minion_id in compiled:
+        return copy.deepcopy(compiled[minion_id])
+
     from saline.errors import ConfigError, NodeNotFoundError
     from saline.model import load_model
     from saline.model.cache import FileCache
