@@ -4,3 +4,11 @@ haproxy_config:
     - source: salt://haproxy/files/haproxy.cfg.j2
     - template: jinja
     - mode: "0644"
+
+# The admin socket's folder (the runtime API) and the saved server states.
+{%- for dir in ['/run/haproxy', '/var/lib/haproxy'] %}
+haproxy_dir_{{ loop.index }}:
+  file.directory:
+    - name: {{ dir }}
+    - mode: "0750"
+{%- endfor %}

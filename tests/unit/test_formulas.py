@@ -27,9 +27,9 @@ def test_shipped_formulas_are_valid() -> None:
     assert sorted(fs.formulas) == sorted(p.parent.name for p in SHIPPED.glob("*/formula.yml"))
     keystone = fs.services["keystone"][1]
     assert keystone.depends == ["mariadb", "memcached"]
-    assert keystone.config_files["/etc/keystone/keystone.conf"] == "restart"
+    assert keystone.config_files["/etc/keystone/keystone.conf"] == "reload"
     assert keystone.health.http is not None and keystone.health.http.port == 5000
-    assert [t.name for t in keystone.bootstrap] == ["db-sync", "keys", "identity"]
+    assert [t.name for t in keystone.bootstrap] == ["db-sync", "identity"]
 
 
 def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:

@@ -15,6 +15,24 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
   saline-entrypoint health http URL [CODES] | tcp HOST PORT
                                       one health probe (a compose healthcheck): exit 0
                                       when healthy
+  saline-entrypoint haproxy COMMAND...
+                                      one command to haproxy's runtime API (its admin
+                                      socket, $SALINE_HAPROXY_SOCKET, default
+                                      /run/haproxy/admin.sock); prints the answer, so the
+                                      host drives haproxy through `podman exec`
+  saline-entrypoint haproxy-reload [TIMEOUT]
+                                      a checked, hitless reload of haproxy (PID 1, run
+                                      with -W): check the new configuration, save the
+                                      servers' states (drain, maint, down) to its
+                                      server-state-file, SIGUSR2 to the master, and wait
+                                      until a new worker answers; exit 1 (and nothing
+                                      reloaded) when the configuration is invalid
+  saline-entrypoint uwsgi-reload FIFO STATS [TIMEOUT]
+                                      a chain reload of a uwsgi service (lazy-apps): 'c'
+                                      to its master FIFO, so its workers are replaced one
+                                      at a time (each loads the app, and so the config,
+                                      anew; one always serves), then wait until its stats
+                                      socket shows only new workers with the app loaded
 
 Before run, configure and bootstrap, the entrypoint waits until every ``host:port`` in
 $SALINE_WAIT_FOR (comma-separated) accepts connections and every marker in
@@ -31,10 +49,12 @@ build time from its formula.yml. A failing state prints one line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -245,6 +265,155 @@ def probe(argv: list[str]) -> int:
     return 2
 
 
+HAPROXY_SOCKET = os.environ.get("SALINE_HAPROXY_SOCKET", "/run/haproxy/admin.sock")
+HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+
+
+def haproxy_ask(words: list[str], timeout: float = 10.0) -> str:
+    """Send one command to haproxy's admin socket (non-interactive: haproxy answers and
+    closes) and return the answer. Raises OSError when the socket does not answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(HAPROXY_SOCKET)
+        s.sendall((" ".join(words) + "\n").encode())
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def haproxy_cli(words: list[str]) -> int:
+    """``saline-entrypoint haproxy COMMAND...``: print haproxy's answer; exit 2 on bad
+    usage, 1 when the socket does not answer."""
+    if not words or any(c in w for w in words for c in ";\n"):
+        log("usage: haproxy COMMAND... (one runtime API command, without ';' or newlines)")
+        return 2
+    try:
+        answer = haproxy_ask(words)
+    except OSError as e:
+        log(f"haproxy's admin socket {HAPROXY_SOCKET} does not answer: {e}")
+        return 1
+    sys.stdout.write(answer)
+    return 0
+
+
+def _haproxy_setting(config: str, key: str) -> str | None:
+    """The value of a one-word ``key`` line (``server-state-file``) in an haproxy config."""
+    with open(config) as fh:
+        for line in fh:
+            words = line.split("#", 1)[0].split()
+            if len(words) == 2 and words[0] == key:
+                return words[1]
+    return None
+
+
+def _haproxy_pid() -> str:
+    for line in haproxy_ask(["show", "info"]).splitlines():
+        if line.startswith("Pid:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def haproxy_reload(argv: list[str]) -> int:
+    """``saline-entrypoint haproxy-reload [TIMEOUT]`` (see the module's docstring)."""
+    timeout = float(argv[0]) if argv else 30.0
+    check = subprocess.run(["haproxy", "-c", "-f", HAPROXY_CONFIG], capture_output=True, text=True)
+    if check.returncode != 0:
+        print(f"{HAPROXY_CONFIG} is invalid; haproxy keeps its running configuration:")
+        print((check.stdout + check.stderr).strip())
+        return 1
+    try:
+        before = _haproxy_pid()
+        state_file = _haproxy_setting(HAPROXY_CONFIG, "server-state-file")
+        if state_file:
+            # The new workers start from the states the runtime API set (drain, maint) and
+            # the ones health checks found (down), not from "every server up".
+            state = haproxy_ask(["show", "servers", "state"])
+            os.makedirs(os.path.dirname(state_file), exist_ok=True)
+            with open(state_file + ".new", "w") as fh:
+                fh.write(state)
+            os.replace(state_file + ".new", state_file)
+    except OSError as e:
+        print(f"haproxy's admin socket {HAPROXY_SOCKET} does not answer: {e}")
+        return 1
+    with open("/proc/1/comm") as fh:
+        if fh.read().strip() != "haproxy":
+            print("PID 1 is not haproxy: nothing reloaded")
+            return 1
+    os.kill(1, signal.SIGUSR2)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                pid = _haproxy_pid()
+            except OSError:
+                continue
+            if pid and pid != before:
+                print(f"haproxy reloaded: worker {before} -> {pid}")
+                return 0
+        print(f"no new haproxy worker answered within {timeout:g} s (worker still {before})")
+        return 1
+    finally:
+        if state_file:
+            # Loaded by the new worker: a later start must not take these old states.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(state_file)
+
+
+def uwsgi_workers(stats: str) -> list[dict[str, object]]:
+    """The workers uwsgi's stats server (a unix socket) lists now."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(stats)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    workers: list[dict[str, object]] = json.loads(b"".join(chunks))["workers"]
+    return workers
+
+
+def uwsgi_reload(argv: list[str]) -> int:
+    """``saline-entrypoint uwsgi-reload FIFO STATS [TIMEOUT]`` (see the module's docstring)."""
+    if len(argv) not in (2, 3):
+        log("usage: uwsgi-reload FIFO STATS [TIMEOUT]")
+        return 2
+    fifo, stats = argv[0], argv[1]
+    timeout = float(argv[2]) if len(argv) > 2 else 300.0
+    try:
+        before = {w["pid"] for w in uwsgi_workers(stats)}
+        # O_NONBLOCK: fails at once (ENXIO) instead of hanging when no master reads it.
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"c")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"uwsgi does not answer ({fifo}, {stats}): {e}")
+        return 1
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            workers = uwsgi_workers(stats)
+        except (OSError, ValueError, KeyError):
+            continue  # the master is busy respawning
+        if workers and all(
+            w["pid"] not in before and w.get("apps") and w.get("status") in ("idle", "busy")
+            for w in workers
+        ):
+            print(f"uwsgi reloaded: {len(workers)} new worker(s) serving")
+            return 0
+    print(f"uwsgi did not replace its workers within {timeout:g} s")
+    return 1
+
+
 def _reachable(target: str) -> bool:
     host, _, port = target.rpartition(":")
     try:
@@ -291,6 +460,12 @@ def main(argv: list[str]) -> int:
     mode = argv[1] if len(argv) > 1 else "run"
     if mode == "health":
         return probe(argv[2:])
+    if mode == "haproxy":
+        return haproxy_cli(argv[2:])
+    if mode == "haproxy-reload":
+        return haproxy_reload(argv[2:])
+    if mode == "uwsgi-reload":
+        return uwsgi_reload(argv[2:])
     if mode in ("run", "configure", "bootstrap"):
         timeout = float(os.environ.get("SALINE_WAIT_TIMEOUT", "600"))
         waits: list[tuple[str, Callable[[], bool]]] = [
@@ -345,7 +520,10 @@ def main(argv: list[str]) -> int:
                 return code
             shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
             exec_command(service)
-        log(f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | health | warm")
+        log(
+            f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | health"
+            " | haproxy COMMAND... | haproxy-reload | uwsgi-reload | warm"
+        )
         return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,14 +9,18 @@ services (containers) the formula provides and their lifecycle:
   the pillar.
 * ``bootstrap``: one-shot, idempotent tasks (databases, db sync, keys, endpoints), run as
   jobs before the service rolls out, never on every start.
-* ``command``, ``ports``, ``health``, ``depends``, and for each config file whether a
-  change needs a ``restart``, a ``reload`` or nothing (``none``).
+* ``command``, ``ports``, ``health`` (a process check), ``api_check`` (a real API call
+  through one instance: what gates a rolling change), ``depends``;
+* the **impact table** (``config_files``): for each config file, optionally per section
+  or key, whether a change needs a ``restart``, a ``reload`` (how: ``reload``) or nothing
+  (``none``). A file the table does not name, or a key it does not know, means restart.
 
 Unknown keys are refused, so a typo is an error, not a silently ignored setting.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Annotated, Literal
 
@@ -77,9 +81,60 @@ class Port(_Strict):
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
+Change = Literal["restart", "reload", "none"]
+#: How much each change costs, least first: a plan takes the worst of a file's changes.
+CHANGE_ORDER: tuple[Change, ...] = ("none", "reload", "restart")
+
+
+class FileImpact(_Strict):
+    """What a change to one config file needs, by default and per INI section or key.
+
+    ``keys`` names ``SECTION`` (every key of it) or ``SECTION/KEY``; the most specific
+    entry wins, and a changed line outside any INI section, or in a file that is not INI,
+    takes ``change``."""
+
+    change: Change = "restart"
+    keys: dict[str, Change] = {}
+
+
+class Reload(_Strict):
+    """How a running instance takes a new configuration without a restart: a signal to
+    its main process (the container's PID 1, the service itself), or a command run in
+    its container (after its configure states wrote the new files)."""
+
+    signal: Annotated[str, Field(pattern=r"^SIG[A-Z0-9]+$")] | None = None
+    command: list[str] | None = None
+    #: Seconds the reload may take (a uwsgi chain reload replaces workers one by one).
+    timeout: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Reload:
+        if (self.signal is None) == (self.command is None):
+            raise ValueError("give exactly one of signal or command")
+        return self
+
+
+class ApiCheck(_Strict):
+    """A real API call that proves an instance serves (a token, an image list): a
+    command run in the instance's container, exit 0 when the call succeeded. It talks to
+    the instance itself, not through the load balancer, and reads what it needs
+    (credentials) from the pillar file the container has at run time."""
+
+    command: list[str] = Field(min_length=1)
+    timeout: float = Field(default=30.0, gt=0)
+
+
 class BootstrapTask(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     states: list[str] = Field(min_length=1)
+    #: ``instance``: once per service instance (keys on its own volume); ``service``: once
+    #: for all instances of the service (a database migration, endpoint registration),
+    #: before the first instance starts.
+    scope: Literal["instance", "service"] = "instance"
+    #: The pillar values the task's states use (colon paths, ``keystone:server:database``):
+    #: the task runs again when one of them, or its image, changes, and only then.
+    #: Default: the service's whole pillar section.
+    inputs: list[Annotated[str, Field(pattern=r"^[^:\s]+(:[^:\s]+)*$")]] | None = None
     #: False (default): the task runs before its service starts, once the services it
     #: depends on are healthy (db sync, keys). True: it talks to its own running service,
     #: so it runs once that service is healthy (MariaDB databases, RabbitMQ users), and
@@ -109,8 +164,13 @@ class Service(_Strict):
     health: Health
     #: Services (by name, from any formula) that must be healthy before this one starts.
     depends: list[str] = []
-    #: Config file path -> what a change to it needs.
-    config_files: dict[str, Literal["restart", "reload", "none"]] = {}
+    #: The impact table: config file path -> what a change to it needs (a change, or a
+    #: :class:`FileImpact` with per-section or per-key entries).
+    config_files: dict[str, Change | FileImpact] = {}
+    #: How to reload; required when the impact table says ``reload`` anywhere.
+    reload: Reload | None = None
+    #: The real API call that gates a rolling change of an instance.
+    api_check: ApiCheck | None = None
     #: ``saline openrc``: OS_* variables, as format strings over the service's pillar
     #: section (``"http://{bind[public_address]}:{bind[port]}/v3"``).
     openrc: dict[Annotated[str, Field(pattern=r"^OS_[A-Z_]+$")], str] = {}
@@ -128,6 +188,28 @@ class Service(_Strict):
             if not path.startswith("/"):
                 raise ValueError(f"{path!r}: config file paths are absolute")
         return v
+
+    @model_validator(mode="after")
+    def _reload_declared(self) -> Service:
+        if self.reload is None:
+            for path in self.config_files:
+                impact = self.impact(path)
+                if "reload" in (impact.change, *impact.keys.values()):
+                    raise ValueError(f"{path} needs a reload, but the service has no `reload`")
+        return self
+
+    def impact(self, path: str) -> FileImpact:
+        """The impact of a change to ``path``: its entry, else the first pattern entry
+        (``/etc/keystone/fernet-keys/*``) that matches it, else restart."""
+        found = self.config_files.get(path)
+        if found is None:
+            for pattern, entry in self.config_files.items():
+                if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(path, pattern):
+                    found = entry
+                    break
+        if found is None:
+            return FileImpact()
+        return found if isinstance(found, FileImpact) else FileImpact(change=found)
 
     @field_validator("volumes")
     @classmethod

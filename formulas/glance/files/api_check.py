@@ -1,0 +1,88 @@
+"""glance-api's API check (formula.yml `api_check`): a token from keystone (the pillar's
+auth URL, glance's own service user), then the image list from this instance itself;
+exit 0 when both succeed.
+
+Run in the instance's container. Standard library only. Credentials come from the pillar
+file the container has at run time ($SALINE_PILLAR, glance:server:identity); nothing
+secret is printed.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
+TIMEOUT = 20
+
+
+def local_url(bind):
+    """The instance's own address: its bind address, or loopback when it binds them all."""
+    host = str(bind.get("address") or "0.0.0.0")
+    if host in ("0.0.0.0", "::", "*"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{bind['port']}"
+
+
+def token(identity):
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": identity["user"],
+                        "domain": {"id": "default"},
+                        "password": identity["password"],
+                    }
+                },
+            },
+            "scope": {"project": {"name": identity["tenant"], "domain": {"id": "default"}}},
+        }
+    }
+    request = urllib.request.Request(
+        identity["auth_url"].rstrip("/") + "/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
+        return resp.headers["X-Subject-Token"]
+
+
+def main():
+    with open(PILLAR) as fh:
+        server = json.load(fh)["glance"]["server"]
+    identity = server["identity"]
+    started = time.monotonic()
+    try:
+        tok = token(identity)
+    except urllib.error.HTTPError as e:
+        print(f"keystone at {identity['auth_url']}: no token: HTTP {e.code} {e.reason}")
+        return 1
+    except (OSError, ValueError, KeyError) as e:
+        print(f"keystone at {identity['auth_url']}: no token: {type(e).__name__}: {e}")
+        return 1
+    url = local_url(server["bind"]) + "/v2/images?limit=1"
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"X-Auth-Token": tok}), timeout=TIMEOUT
+        ) as resp:
+            images = json.load(resp)["images"]
+    except urllib.error.HTTPError as e:
+        print(f"glance at {url}: HTTP {e.code} {e.reason}")
+        return 1
+    except (OSError, ValueError, KeyError) as e:
+        print(f"glance at {url}: {type(e).__name__}: {e}")
+        return 1
+    took = time.monotonic() - started
+    print(f"glance at {url}: image list ({len(images)} shown) with a token ({took:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
