@@ -72,8 +72,12 @@ class Deployment:
     #: Every service instance's name in the stack: the service's name, or SERVICE-NODE
     #: (the node's short name) when several nodes run it. Sorted.
     instances: tuple[str, ...]
-    #: Every bootstrap task's name in the stack: INSTANCE-TASK. Sorted.
+    #: Every bootstrap task's name in the stack: INSTANCE-TASK for a task of each
+    #: instance (``scope: instance``), SERVICE-TASK for one that runs once for all the
+    #: instances of a service (``scope: service``). Sorted.
     tasks: tuple[str, ...]
+    #: The services that several nodes run (replicas), sorted.
+    replicated: tuple[str, ...] = ()
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -106,18 +110,21 @@ def deployment(model_dir: Path | str, formula_dirs: list[str]) -> Deployment:
     for found in per_node.values():
         for s in found:
             runs[s.name] = runs.get(s.name, 0) + 1
-    instances, tasks = [], []
+    instances: list[str] = []
+    tasks: set[str] = set()
     for node, found in per_node.items():
         for s in found:
             name = s.name if runs[s.name] == 1 else f"{s.name}-{node.split('.')[0]}"
             instances.append(name)
-            tasks += [f"{name}-{t.name}" for t in s.spec.bootstrap]
+            for t in s.spec.bootstrap:
+                tasks.add(f"{s.name if t.scope == 'service' else name}-{t.name}")
     return Deployment(
         nodes=tuple(sorted(per_node)),
         node_services={n: tuple(s.name for s in found) for n, found in sorted(per_node.items())},
         services=tuple(sorted(runs)),
         instances=tuple(sorted(instances)),
         tasks=tuple(sorted(tasks)),
+        replicated=tuple(sorted(s for s, count in runs.items() if count > 1)),
     )
 
 

@@ -23,6 +23,7 @@ import pytest
 from integration.conftest import free_port, saline_podman
 from saline.model import load_model
 from saline.model.secrets import secret_values
+from saline.runtime.process import Completed
 from saline.runtime.registry import LocalRegistry
 from tools import example, require_tools
 
@@ -212,25 +213,38 @@ def test_the_base_image_recipe(built: list[dict[str, object]]) -> None:
     assert out.strip().splitlines()[-1] == "0"  # apt indexes cleaned
 
 
-def test_a_bootstrap_task_runs_once_and_exits(
+def test_keystone_writes_the_models_keys_and_knows_its_tasks(
     built: list[dict[str, object]], tmp_path: Path
 ) -> None:
+    """The Fernet keys come from the model (the same on every keystone instance), written
+    by the configure states at start; a key the model no longer lists goes. A bootstrap
+    task the image does not have is named, with those it has."""
+    params = load_model(EXAMPLE).node("ctl01.openstack.local").parameters
     pillar = tmp_path / "pillar.json"
-    pillar.write_text(json.dumps(load_model(EXAMPLE).node("ctl01.openstack.local").parameters))
+    pillar.write_text(json.dumps(params))
     keys = tmp_path / "keys"
     keys.mkdir()
-    out = saline_podman()._run(
-        [
-            "run",
-            "--rm",
-            "-v",
-            f"{pillar}:/run/saline/pillar.json:ro,Z",
-            "-v",
-            f"{keys}:/etc/keystone/fernet-keys:Z",
-            _ref(built, "keystone"),
-            "bootstrap",
-            "keys",
-        ]
-    )
-    assert out.returncode == 0
-    assert sorted(p.name for p in keys.iterdir()) == ["0", "1"]  # fernet keys, kept in the volume
+    (keys / "7").write_text("a key the model no longer has")
+
+    def run(*args: str) -> Completed:
+        return saline_podman()._run(
+            [
+                "run",
+                "--rm",
+                "-v",
+                f"{pillar}:/run/saline/pillar.json:ro,Z",
+                "-v",
+                f"{keys}:/etc/keystone/fernet-keys:Z",
+                _ref(built, "keystone"),
+                *args,
+            ],
+            check=False,
+        )
+
+    out = run("configure")
+    assert out.returncode == 0, out.stdout + out.stderr
+    want = params["keystone"]["server"]["tokens"]["fernet_keys"]
+    assert {p.name: p.read_text() for p in keys.iterdir()} == want
+    unknown = run("bootstrap", "keys")
+    assert unknown.returncode != 0
+    assert "unknown bootstrap task 'keys' (tasks: db-sync, identity)" in unknown.stderr

@@ -14,6 +14,9 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 import pytest
 
 from integration.conftest import free_port
+from saline.model import load_model
 from saline.runtime.podman import Podman
 from tools import example, require_tools
 
@@ -33,6 +37,10 @@ HAPROXY_CLASS = Path("classes/system/haproxy/proxy/single.yml")
 # What the example runs, derived from the formulas and the model (tests/tools.py).
 SERVICES = set(example().instances)
 TASKS = list(example().tasks)
+# The example runs keystone and glance-api on two controllers (SERVICE-NODE); one of them.
+KEYSTONES = sorted(i for i in SERVICES if i.startswith("keystone"))
+KEYSTONE = KEYSTONES[0]
+GLANCE = sorted(i for i in SERVICES if i.startswith("glance-api"))[0]
 
 
 def saline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,10 +85,88 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         saline(env, "down", "--volumes")
 
 
+def addresses(env: dict[str, str], service: str) -> list[str]:
+    """The addresses of the nodes that run ``service``, in node order."""
+    model = load_model(env["SALINE_MODEL"])
+    nodes = [n for n, services in example().node_services.items() if service in services]
+    return [str(model.node(n).parameters["_param"]["single_address"]) for n in nodes]
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP call: (status, headers with lowercase names, body); JSON for a dict or
+    list body."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    hdrs = dict(headers or {})
+    if data is not None and "Content-Type" not in hdrs:
+        hdrs["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def admin_token(env: dict[str, str], keystone: str) -> tuple[str, str]:
+    """A project-scoped admin token from one keystone instance (``host:port``): (token,
+    the admin's user id)."""
+    rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
+    domain = {"name": "Default"}
+    auth = {
+        "identity": {
+            "methods": ["password"],
+            "password": {
+                "user": {"name": rc["OS_USERNAME"], "password": rc["OS_PASSWORD"], "domain": domain}
+            },
+        },
+        "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": domain}},
+    }
+    status, headers, body = http("POST", f"http://{keystone}/v3/auth/tokens", {"auth": auth})
+    assert status == 201, body[:500]
+    return headers["x-subject-token"], json.loads(body)["token"]["user"]["id"]
+
+
+def check_replicas_share_their_state(env: dict[str, str]) -> None:
+    """What one instance of a replicated service does, the other sees: keystone's tokens
+    and credentials (the same Fernet and credential keys from the model), glance's images
+    (one file store)."""
+    one, two = addresses(env, "keystone")
+    token, user = admin_token(env, f"{one}:5000")
+    auth = {"X-Auth-Token": token}
+    # A token issued by the first keystone validates on the second.
+    status, _, body = http(
+        "GET", f"http://{two}:5000/v3/auth/tokens", headers={**auth, "X-Subject-Token": token}
+    )
+    assert status == 200, body[:500]
+    # A credential encrypted by the first decrypts on the second.
+    blob = f"saline-e2e-{uuid.uuid4().hex[:8]}"
+    cred = {"credential": {"type": "cert", "user_id": user, "blob": blob}}
+    status, _, body = http("POST", f"http://{one}:5000/v3/credentials", cred, auth)
+    assert status == 201, body[:500]
+    cred_id = json.loads(body)["credential"]["id"]
+    status, _, body = http("GET", f"http://{two}:5000/v3/credentials/{cred_id}", headers=auth)
+    assert status == 200 and json.loads(body)["credential"]["blob"] == blob, body[:500]
+    assert http("DELETE", f"http://{two}:5000/v3/credentials/{cred_id}", headers=auth)[0] == 204
+    # An image uploaded through the first glance-api downloads through the second.
+    g1, g2 = (f"http://{a}:9292/v2" for a in addresses(env, "glance-api"))
+    meta = {"name": blob, "disk_format": "raw", "container_format": "bare"}
+    status, _, body = http("POST", f"{g1}/images", meta, auth)
+    assert status == 201, body[:500]
+    image = json.loads(body)["id"]
+    data = os.urandom(64 * 1024)
+    octets = {**auth, "Content-Type": "application/octet-stream"}
+    assert http("PUT", f"{g1}/images/{image}/file", data, octets)[0] == 204
+    status, _, body = http("GET", f"{g2}/images/{image}/file", headers=auth)
+    assert status == 200 and body == data
+    assert http("DELETE", f"{g2}/images/{image}", headers=auth)[0] == 204
+
+
 def openstack_cli(env: dict[str, str], podman: Podman, *args: str) -> str:
     """Debian's `openstack` (python-openstackclient, in the glance image), given only
     what `eval "$(saline openrc)"` exports."""
-    image = status(env)["glance-api"]["image"]
+    image = status(env)[GLANCE]["image"]
     script = (
         f'eval "$({SALINE} openrc)"; '
         "exec podman run --rm --network host "
@@ -101,14 +187,26 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     env = stack_env
     model = Path(env["SALINE_MODEL"])
 
-    # 1. A service whose configure step fails stops `up`: its name, its logs, exit 1.
+    # 1. A template that does not render stops `up` before anything starts: the
+    # template, the state and the node, exit 1.
     good = (model / HAPROXY_CLASS).read_text()
     (model / HAPROXY_CLASS).write_text(good.replace("      timeout:\n", "      timeouts:\n"))
     failed = saline(env, "up")
     assert failed.returncode == 1
     err = failed.stderr
+    assert "haproxy/files/haproxy.cfg.j2" in err and "node prx01.openstack.local" in err
+    assert "Traceback (most recent call last)" not in err
+    assert {r["state"] for r in status(env).values()} == {"missing"}
+    # A service that fails at start (haproxy refuses a value that renders) stops `up`:
+    # its name, its logs, exit 1; what already runs stays.
+    bad = good.replace("        server: 60s\n", "        server: sixty\n")
+    assert bad != good
+    (model / HAPROXY_CLASS).write_text(bad)
+    failed = saline(env, "up")
+    assert failed.returncode == 1
+    err = failed.stderr
     assert "error: haproxy (haproxy on prx01.openstack.local)" in err
-    assert "last log lines of" in err and "configure failed" in err
+    assert "last log lines of" in err
     assert "Traceback (most recent call last)" not in err
     rows = status(env)
     assert rows["mariadb"]["state"] == "running"  # what already ran stays
@@ -137,6 +235,7 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     token = openstack_cli(env, podman, "token", "issue", "-f", "value", "-c", "id")
     assert len(token.strip()) > 20
     openstack_cli(env, podman, "project", "create", "saline-e2e-marker")
+    check_replicas_share_their_state(env)
 
     # 4. Secrets stay out of what saline prints, and out of the compose file.
     logs = ok(env, "logs", "keystone-identity").stdout
@@ -144,12 +243,18 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     for secret in ("example-admin", "example-keystone-db", "example-glance-db"):
         assert secret not in logs and secret not in compose
 
-    # 5. A killed container comes back with `up`; bootstrap tasks do not run again.
-    podman.cli(["kill", f"{STACK}_keystone_1"])
-    assert status(env)["keystone"]["state"] != "running"
+    # 5. With one keystone killed, the other serves (haproxy's checks take it out); the
+    # killed one comes back with `up`; bootstrap tasks do not run again.
+    podman.cli(["kill", f"{STACK}_{KEYSTONE}_1"])
+    assert status(env)[KEYSTONE]["state"] != "running"
+    time.sleep(8)  # haproxy: 3 failed checks, 2 s apart
+    proxy = json.loads(ok(env, "openrc", "--format", "json").stdout)["OS_AUTH_URL"]
+    for _ in range(5):
+        admin_token(env, proxy.split("/")[2])
     again = json.loads(ok(env, "up", "--format", "json").stdout)
     outcomes = {s["name"]: s["outcome"] for s in again["steps"]}
-    assert outcomes["keystone"] == "healthy"
+    assert outcomes[KEYSTONE] == "healthy"
+    assert {outcomes[k] for k in KEYSTONES[1:]} == {"running"}  # left alone
     assert {outcomes[t] for t in TASKS} == {"already done"}
 
     # 6. The database survives a restart of MariaDB, and `down` + `up` (volumes kept).
@@ -168,7 +273,8 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
 
     # 7. down --volumes removes everything; the next `up` starts from scratch.
     gone = json.loads(ok(env, "down", "--volumes", "--format", "json").stdout)
-    assert f"{STACK}_dbs01-mariadb-data" in gone["volumes_removed"]
+    assert f"{STACK}_mariadb-data" in gone["volumes_removed"]
+    assert f"{STACK}_glance-api-images" in gone["volumes_removed"]  # one for both glances
     assert podman.volumes(f"io.podman.compose.project={STACK}") == []
 
 

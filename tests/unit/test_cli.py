@@ -28,7 +28,7 @@ def test_nodes_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert out.split() == sorted(out.split()) and CTL in out.split()
     code, out, _ = run(capsys, "model", "nodes", "--model", EXAMPLE, "--format", "json")
-    assert json.loads(out) == sorted(json.loads(out)) and len(json.loads(out)) == 4
+    assert json.loads(out) == sorted(json.loads(out)) and len(json.loads(out)) == 5
 
 
 def test_show_yaml_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,9 +72,12 @@ def test_inventory_has_reclass_shape(capsys: pytest.CaptureFixture[str]) -> None
     for key in ("parameters", "classes", "applications", "environment", "exports"):
         assert key in node
     assert CTL in inv["classes"]["system.keystone.server"]
-    # The proxy finds the controller through an inventory query.
+    # The proxy finds the controllers through an inventory query.
     servers = inv["nodes"]["prx01.openstack.local"]["parameters"]["haproxy"]["proxy"]["listen"]
-    assert servers["keystone_public_api"]["servers"] == {CTL: "10.10.0.30"}
+    assert servers["keystone_public_api"]["servers"] == {
+        CTL: "10.10.0.30",
+        "ctl02.openstack.local": "10.10.0.31",
+    }
 
 
 def test_inventory_output_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +93,9 @@ def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "classes/system/glance/server.yml:25" in out
     assert "${_param:openstack_control_address}" in out
-    assert "classes/cluster/openstack/init.yml:12" in out
+    # Through the control plane's address to the proxy's.
+    assert "classes/cluster/openstack/init.yml:13" in out
+    assert "classes/cluster/openstack/init.yml:11" in out
 
 
 def test_errors_are_one_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -154,8 +159,13 @@ def test_openrc_and_compose_without_podman(
     code, out, _ = run(capsys, "compose", "--model", EXAMPLE, "--out", str(target))
     assert code == 0 and f"podman-compose -f {target} up -d" in out
     assert yaml.safe_load(target.read_text())["name"] == "openstack"
-    pillar = tmp_path / "state" / "stacks" / "openstack" / "pillar" / f"{CTL}.json"
+    # Each instance reads its node's pillar through its own link (apply moves one
+    # instance at a time); the pillar files hold secrets: owner only, in 0700 folders.
+    folder = tmp_path / "state" / "stacks" / "openstack" / "pillar" / CTL
+    pillar = folder / "keystone.json"
+    assert pillar.is_symlink() and not os.readlink(pillar).startswith("/")
     assert pillar.stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
     assert json.loads(pillar.read_text())["keystone"]["server"]["admin_password"] == "example-admin"
 
 
@@ -222,10 +232,12 @@ def test_ssh_targets_parse() -> None:
     assert parse_target(v6.spec) == ("root", "::1", 2200)  # what the Salt runner reads
 
 
-def test_the_old_apply_spelling_says_where_it_moved(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "apply", CTL, "--host", "local", "--test")
-    assert code == 2
-    assert f"use `saline host apply {CTL} --host local --test`" in err
+def test_apply_is_the_day_two_rollout(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["apply", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "PLAN_FILE" in out and "--yes" in out and "drained" in out
 
 
 def test_unwritable_out_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

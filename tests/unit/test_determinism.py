@@ -92,5 +92,5 @@ def test_the_compose_document_matches_the_golden_one() -> None:
 def test_the_normalised_document_names_no_path_of_this_machine() -> None:
     text = compose_document()
     assert str(REPO) not in text
-    assert f"{STATE_PLACEHOLDER}/stacks/openstack/pillar/ctl01.openstack.local.json:" in text
+    assert f"{STATE_PLACEHOLDER}/stacks/openstack/pillar/ctl01.openstack.local:" in text
     assert f"$REPO/{EXAMPLE.relative_to(REPO)}" in text

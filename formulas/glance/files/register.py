@@ -9,11 +9,37 @@ is ever written to a file.
 
 import os
 import sys
+import time
+import urllib.error
+import urllib.request
 
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 env = os.environ
+
+
+def wait_for(url, limit=180.0):
+    """Until ``url`` answers without a server error. Keystone behind a load balancer:
+    its instances are healthy before the balancer's own checks have marked them up (a
+    few seconds), and meanwhile it answers 503."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+            why = f"HTTP {e.code}"
+        except OSError as e:
+            why = str(e)
+        if time.monotonic() > deadline:
+            sys.exit(f"{url} did not answer within {limit:.0f} s: {why}")
+        time.sleep(1)
+
+
+wait_for(env["OS_AUTH_URL"])
 auth = v3.Password(
     auth_url=env["OS_AUTH_URL"],
     username=env["OS_USERNAME"],

@@ -10,8 +10,18 @@ From the model and the formulas:
   node's pillar, mounted read-only at ``/run/saline/pillar.json`` (secrets reach the
   container only at run time, never the image or the compose file);
 * one **one-shot container per bootstrap task**, with its service's image, volumes and
-  pillar, running ``saline-entrypoint bootstrap TASK``;
-* named volumes for each service's data, one network with a subnet holding every node.
+  pillar, running ``saline-entrypoint bootstrap TASK``: a task with ``scope: instance``
+  once per instance (``INSTANCE-TASK``), one with ``scope: service`` once for all the
+  service's instances (``SERVICE-TASK``), in the network and with the pillar of the
+  service's first node, and every instance waits for it;
+* named volumes for each service's data, **shared by the service's instances**
+  (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), and one
+  network with a subnet holding every node.
+
+A task's inputs are its image and the pillar values it declares it uses (``inputs`` in
+formula.yml; the service's whole pillar section by default), not the node's whole
+pillar: a change elsewhere in the pillar does not run it again. A service-scoped task
+must see the same values from every instance (else the model is ambiguous: an error).
 
 The same dependencies are written twice, for two runners:
 
@@ -38,10 +48,13 @@ from typing import Any, Literal
 
 from ..errors import Location, ModelError
 from ..formulas import Service, ServiceInstance
-from ..formulas.schema import Health
+from ..formulas.schema import BootstrapTask, Health
+from ..release import Release
 
-#: Where the entrypoint reads the pillar (see saline-entrypoint).
-PILLAR_MOUNT = "/run/saline/pillar.json"
+#: Where a node's pillar folder is mounted (read-only): the pillar of each release the
+#: node ran, by digest, and one link per instance (``SERVICE.json``) and for the
+#: bootstrap tasks (``tasks.json``); the entrypoint reads the one $SALINE_PILLAR names.
+PILLAR_DIR = "/run/saline/pillar"
 #: Where bootstrap tasks leave their markers, and the volume that holds them.
 TASK_MARKS = "/run/saline/tasks"
 TASKS_VOLUME = "tasks"
@@ -50,6 +63,7 @@ ADDRESS_KEY = ("_param", "single_address")
 NETWORK = "stack"
 
 StepKind = Literal["node", "service", "task"]
+TaskScope = Literal["instance", "service"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,9 @@ class Step:
     #: every service it depends on, transitively). A task counts as done only while
     #: these are the volumes it ran against.
     volumes: tuple[str, ...] = ()
+    #: For a task: ``instance`` (one step per instance) or ``service`` (one step for all
+    #: the instances of the service, on its first node: ``node`` is that node's).
+    scope: TaskScope | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,30 @@ def project_name(text: str) -> str:
 def pillar_digest(pillar: dict[str, Any]) -> str:
     """Changes whenever the node's pillar does, so its containers are recreated."""
     blob = json.dumps(pillar, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: What a task's input that the pillar does not have is recorded as.
+ABSENT = {"saline": "absent"}
+
+
+def task_inputs(pillar: dict[str, Any], spec: Service, task: BootstrapTask) -> dict[str, Any]:
+    """The pillar values a bootstrap task uses, by colon path: those its ``inputs`` name,
+    else the service's whole pillar section. A path the pillar lacks is :data:`ABSENT`."""
+    out: dict[str, Any] = {}
+    for path in task.inputs if task.inputs is not None else [spec.pillar]:
+        value: Any = pillar
+        for k in path.split(":"):
+            if not isinstance(value, dict) or k not in value:
+                value = ABSENT
+                break
+            value = value[k]
+        out[path] = value
+    return out
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -210,14 +251,18 @@ def plan_stack(
     pillars: dict[str, dict[str, Any]],
     services: dict[str, list[ServiceInstance]],
     images: dict[str, str],
-    pillar_files: dict[str, str],
+    pillar_dirs: dict[str, str],
     locate: Locate = _no_file,
+    release: Release | None = None,
 ) -> StackPlan:
     """The stack of the model's nodes.
 
     ``pillars`` and ``services``: each node's parameters and services; ``images``: image
-    reference by image name (``base`` and each service); ``pillar_files``: the host path
-    of each node's pillar file (written by the caller, mode 0600).
+    reference by image name (``base`` and each service); ``pillar_dirs``: the host path
+    of each node's pillar folder (written by the caller, 0700, files 0600). With
+    ``release``, each container carries its change key from it (``saline.instance`` and
+    ``saline.digest``; ``saline.task-key`` and ``saline.task-inputs``): what runs can be
+    read back, and ``saline up`` recreates a container only when its key changed.
     """
     nodes: list[StackNode] = []
     shorts: dict[str, str] = {}
@@ -236,50 +281,81 @@ def plan_stack(
         raise ModelError("no node of the model runs a service of the formulas")
     net = stack_subnet({n.name: n.address for n in nodes}, locate)
 
-    # Compose names: a service's own name when one node runs it, else SERVICE-NODE.
-    count: dict[str, int] = {}
-    for n in nodes:
-        for s in n.services:
-            count[s.name] = count.get(s.name, 0) + 1
-    names: dict[tuple[str, str], str] = {}
-    for n in nodes:
-        for s in n.services:
-            names[(n.name, s.name)] = s.name if count[s.name] == 1 else f"{s.name}-{n.short}"
-    taken = {n.short for n in nodes}
-    for n in nodes:
-        for s in n.services:
-            cname = names[(n.name, s.name)]
-            for t in [cname] + [f"{cname}-{task.name}" for task in s.spec.bootstrap]:
-                if t in taken:
-                    raise ModelError(f"two parts of the stack would be called {t!r}: rename a node")
-                taken.add(t)
-
+    # The instances of each service, in node order: the first one's node runs the
+    # service's service-scoped tasks.
     by_service: dict[str, list[tuple[StackNode, ServiceInstance]]] = {}
     for n in nodes:
         for s in n.services:
             by_service.setdefault(s.name, []).append((n, s))
 
+    # Compose names: a service's own name when one node runs it, else SERVICE-NODE.
+    names: dict[tuple[str, str], str] = {}
+    for n in nodes:
+        for s in n.services:
+            several = len(by_service[s.name]) > 1
+            names[(n.name, s.name)] = f"{s.name}-{n.short}" if several else s.name
+
+    def task_name(n: StackNode, inst: ServiceInstance, task: BootstrapTask) -> str:
+        """SERVICE-TASK for a service-scoped task, INSTANCE-TASK for the others."""
+        if task.scope == "service":
+            return f"{inst.name}-{task.name}"
+        return f"{names[(n.name, inst.name)]}-{task.name}"
+
+    def first(service: str) -> StackNode:
+        return by_service[service][0][0]
+
+    taken = {n.short for n in nodes}
+    for n in nodes:
+        for s in n.services:
+            own = [
+                task_name(n, s, t)
+                for t in s.spec.bootstrap
+                if t.scope == "instance" or first(s.name) is n
+            ]
+            for part in [names[(n.name, s.name)], *own]:
+                if part in taken:
+                    raise ModelError(
+                        f"two parts of the stack would be called {part!r}: rename a node"
+                    )
+                taken.add(part)
+
+    # A service-scoped task runs once, with the first instance's pillar: every instance
+    # must agree on what it uses.
+    for service, instances in by_service.items():
+        (n0, s0), others = instances[0], instances[1:]
+        for task in [t for t in s0.spec.bootstrap if t.scope == "service"]:
+            want = task_inputs(pillars[n0.name], s0.spec, task)
+            for on, os_ in others:
+                got = task_inputs(pillars[on.name], os_.spec, task)
+                for path in want:
+                    if got[path] != want[path]:
+                        raise ModelError(
+                            f"bootstrap task {task.name} of {service} runs once for all its "
+                            f"instances, but {path} differs between {n0.name} and {on.name}",
+                            locate(on.name, tuple(path.split(":"))),
+                        )
+
     steps: list[Step] = []
     doc_services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
 
-    def volume_name(n: StackNode, inst: ServiceInstance, vname: str) -> str:
-        return f"{n.short}-{inst.name}-{vname}"
+    def volume_name(service: str, vname: str) -> str:
+        """A service's volume: one for all its instances."""
+        return f"{service}-{vname}"
 
-    def data_volumes(n: StackNode, inst: ServiceInstance) -> tuple[str, ...]:
-        """Podman names of the volumes of ``inst`` and of everything it depends on."""
-        found: set[str] = set()
-        seen: set[tuple[str, str]] = set()
-        todo = [(n, inst)]
+    def data_volumes(service: str) -> tuple[str, ...]:
+        """Podman names of the volumes of ``service`` and of everything it depends on."""
+        found = {f"{project}_{TASKS_VOLUME}"}
+        seen: set[str] = set()
+        todo = [service]
         while todo:
-            tn, ti = todo.pop()
-            if (tn.name, ti.name) in seen:
+            name = todo.pop()
+            if name in seen or name not in by_service:
                 continue
-            seen.add((tn.name, ti.name))
-            found |= {f"{project}_{volume_name(tn, ti, v)}" for v in ti.spec.volumes}
-            found.add(f"{project}_{TASKS_VOLUME}")
-            for dep in ti.spec.depends:
-                todo += by_service.get(dep, [])
+            seen.add(name)
+            spec = by_service[name][0][1].spec
+            found |= {f"{project}_{volume_name(name, v)}" for v in spec.volumes}
+            todo += spec.depends
         return tuple(sorted(found))
 
     def ready(dep: str, who: str, node: str) -> tuple[list[str], list[str], list[str]]:
@@ -291,13 +367,24 @@ def plan_stack(
             )
         svc_steps, task_steps, targets = [], [], []
         for dn, ds in by_service[dep]:
-            cname = names[(dn.name, ds.name)]
-            svc_steps.append(cname)
-            task_steps += [f"{cname}-{t.name}" for t in ds.spec.bootstrap if t.needs_running]
+            svc_steps.append(names[(dn.name, ds.name)])
+            task_steps += [task_name(dn, ds, t) for t in ds.spec.bootstrap if t.needs_running]
             target = health_target(dn.address, ds.spec)
             if target:
                 targets.append(target)
-        return svc_steps, task_steps, targets
+        return svc_steps, list(dict.fromkeys(task_steps)), targets
+
+    def before(
+        n: StackNode, inst: ServiceInstance, prev: BootstrapTask | None, service: bool
+    ) -> list[str]:
+        """The steps of the task listed just before (in the same phase) that a task (or,
+        with ``service`` False, an instance) waits for: a service-scoped one's single step;
+        an instance-scoped one's own step, or every instance's for a service-scoped task."""
+        if prev is None:
+            return []
+        if prev.scope == "service" or not service:
+            return [task_name(n, inst, prev)]
+        return [task_name(dn, ds, prev) for dn, ds in by_service[inst.name]]
 
     for n in nodes:
         steps.append(Step(n.short, "node", n.name, None, ()))
@@ -316,6 +403,7 @@ def plan_stack(
         for inst in n.services:
             spec = inst.spec
             cname = names[(n.name, inst.name)]
+            is_first = first(inst.name) is n
             dep_services: list[str] = []
             dep_tasks: list[str] = []
             dep_targets: list[str] = []
@@ -324,19 +412,15 @@ def plan_stack(
                 dep_services += s_
                 dep_tasks += t_
                 dep_targets += w_
-            mounts = [f"{pillar_files[n.name]}:{PILLAR_MOUNT}:ro", f"{TASKS_VOLUME}:{TASK_MARKS}"]
+            mounts = [f"{pillar_dirs[n.name]}:{PILLAR_DIR}:ro", f"{TASKS_VOLUME}:{TASK_MARKS}"]
             for vname, path in sorted(spec.volumes.items()):
-                volume = volume_name(n, inst, vname)
+                volume = volume_name(inst.name, vname)
                 volumes[volume] = {
                     "name": f"{project}_{volume}",
-                    "labels": {"saline.node": n.name, "saline.service": inst.name},
+                    "labels": {"saline.service": inst.name},
                 }
                 mounts.append(f"{volume}:{path}")
-            labels = {
-                "saline.node": n.name,
-                "saline.service": inst.name,
-                "saline.pillar": digest,
-            }
+            labels = {"saline.node": n.name, "saline.service": inst.name}
 
             def container(
                 command: list[str] | None,
@@ -353,7 +437,10 @@ def plan_stack(
                     c["command"] = command
                 c["network_mode"] = f"service:{n.short}"
                 c["volumes"] = list(mounts)
-                env = {"SALINE_NODE": n.name}
+                # Each instance its own link (apply moves one instance at a time), the
+                # tasks theirs (always the newest release).
+                link = inst.name if kind == "service" else "tasks"
+                env = {"SALINE_NODE": n.name, "SALINE_PILLAR": f"{PILLAR_DIR}/{link}.json"}
                 if wait:
                     env["SALINE_WAIT_FOR"] = ",".join(dict.fromkeys(wait))
                 c["environment"] = env
@@ -367,8 +454,7 @@ def plan_stack(
             base_after = [n.short, *dep_services, *dep_tasks]
 
             def add_task(
-                name: str,
-                task: str,
+                task: BootstrapTask,
                 deps: dict[str, dict[str, str]],
                 after: list[str],
                 wait: list[str],
@@ -376,17 +462,33 @@ def plan_stack(
                 n: StackNode = n,
                 container: Any = container,
             ) -> None:
-                doc = container(["bootstrap", task], deps, wait, "task")
+                name = task_name(n, inst, task)
+                doc = container(["bootstrap", task.name], deps, wait, "task")
                 doc["restart"] = "no"
-                doc["labels"]["saline.task"] = task
+                # What it runs with: its own inputs, not the node's whole pillar.
+                values = task_inputs(pillars[n.name], inst.spec, task)
+                doc["labels"]["saline.task"] = task.name
+                doc["labels"]["saline.scope"] = task.scope
+                doc["labels"]["saline.task-inputs"] = _digest(values)
+                if release is not None:
+                    key = f"{inst.name}/{task.name}"
+                    key = key if task.scope == "service" else f"{key}@{n.name}"
+                    found = release.task(key)
+                    if found is not None:
+                        doc["labels"]["saline.task-key"] = key
+                        doc["labels"]["saline.task-inputs"] = found.inputs
                 doc_services[name] = doc
-                data = data_volumes(n, inst)
-                steps.append(Step(name, "task", n.name, inst.name, tuple(after), task, data))
+                data = data_volumes(inst.name)
+                steps.append(
+                    Step(name, "task", n.name, inst.name, tuple(after), task.name, data, task.scope)
+                )
 
-            # Tasks before the service: in their order, after the dependencies are ready.
-            previous: str | None = None
-            for task in [t for t in spec.bootstrap if not t.needs_running]:
-                tname = f"{cname}-{task.name}"
+            # Tasks before the service: in their order, after the dependencies are ready;
+            # a service-scoped one once (with the first instance), before every instance.
+            pre = [t for t in spec.bootstrap if not t.needs_running]
+            for i, task in enumerate(pre):
+                if task.scope == "service" and not is_first:
+                    continue
                 deps = {k: dict(v) for k, v in base_deps.items()}
                 after = list(base_after)
                 targets = dep_targets
@@ -394,38 +496,46 @@ def plan_stack(
                     deps = {n.short: {"condition": "service_started"}}
                     after, targets = [n.short], []
                     for dep in task.depends:
-                        s_, t_, w_ = ready(dep, f"task {tname} on {n.name}", n.name)
+                        who = f"task {task_name(n, inst, task)} on {n.name}"
+                        s_, t_, w_ = ready(dep, who, n.name)
                         deps.update({d: {"condition": "service_healthy"} for d in s_})
                         after += s_ + t_
                         targets += w_
-                if previous:
-                    after.append(previous)
-                add_task(tname, task.name, deps, after, targets)
-                previous = tname
+                after += before(n, inst, pre[i - 1] if i else None, task.scope == "service")
+                add_task(task, deps, after, targets)
 
             deps = {k: dict(v) for k, v in base_deps.items()}
-            after = list(base_after)
-            if previous:
-                after.append(previous)
+            after = base_after + before(n, inst, pre[-1] if pre else None, False)
             doc = container(None, deps, dep_targets, "service")
+            doc["labels"]["saline.pillar"] = digest
+            instance = release.instance(f"{inst.name}@{n.name}") if release else None
+            if instance is not None:
+                doc["labels"]["saline.instance"] = instance.key
+                doc["labels"]["saline.digest"] = instance.digest
             doc["healthcheck"] = _healthcheck(n.address, spec.health)
             doc_services[cname] = doc
             steps.append(Step(cname, "service", n.name, inst.name, tuple(after)))
 
-            # Tasks that talk to the running service: once it is healthy.
-            previous = None
-            own_target = health_target(n.address, spec)
-            for task in [t for t in spec.bootstrap if t.needs_running]:
-                tname = f"{cname}-{task.name}"
-                deps = {
-                    n.short: {"condition": "service_started"},
-                    cname: {"condition": "service_healthy"},
-                }
-                after = [cname]
-                if previous:
-                    after.append(previous)
-                add_task(tname, task.name, deps, after, [own_target] if own_target else [])
-                previous = tname
+            # Tasks that talk to the running service: once it is healthy (a service-scoped
+            # one once every instance is).
+            post = [t for t in spec.bootstrap if t.needs_running]
+            for i, task in enumerate(post):
+                if task.scope == "service":
+                    if not is_first:
+                        continue
+                    instances = by_service[inst.name]
+                else:
+                    instances = [(n, inst)]
+                deps = {n.short: {"condition": "service_started"}}
+                after, targets = [], []
+                for dn, ds in instances:
+                    deps[names[(dn.name, ds.name)]] = {"condition": "service_healthy"}
+                    after.append(names[(dn.name, ds.name)])
+                    target = health_target(dn.address, ds.spec)
+                    if target:
+                        targets.append(target)
+                after += before(n, inst, post[i - 1] if i else None, task.scope == "service")
+                add_task(task, deps, after, targets)
 
     ordered = _ordered(steps)
     marks: dict[str, str] = {}
@@ -463,9 +573,13 @@ def plan_stack(
 
 
 def container_inputs(doc: dict[str, Any]) -> str:
-    """A digest of a container's definition (image, pillar digest, command, mounts...)."""
+    """A digest of a container's definition (image, command, mounts...) and of the pillar
+    it uses: a service's node's whole pillar, a task's own inputs."""
     relevant = {k: v for k, v in doc.items() if k != "labels"}
-    relevant["pillar"] = doc.get("labels", {}).get("saline.pillar")
+    labels = doc.get("labels", {})
+    relevant["pillar"] = labels.get(
+        "saline.task-inputs", labels.get("saline.digest", labels.get("saline.pillar"))
+    )
     blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
