@@ -67,7 +67,7 @@ def test_service_metadata_for_the_entrypoint() -> None:
     meta = json.loads(spec.generated["service.json"])
     assert meta["command"] == ["/usr/bin/uwsgi", "--ini", "/etc/keystone/keystone-uwsgi.ini"]
     assert meta["user"] == "keystone"
-    assert [t["name"] for t in meta["bootstrap"]] == ["db-sync", "keys", "identity"]
+    assert [t["name"] for t in meta["bootstrap"]] == ["db-sync", "identity"]
     assert "formula/configure.sls" in spec.files
     assert "FROM {parent}" in spec.generated["Containerfile"]
 

@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import SalineError
 from ..runtime.process import terminate_all
 from ..settings import Settings, resolve
-from . import host, images, model, render, stack
+from . import day2, host, images, model, render, stack
 from .common import Command, Context
 
 #: Exit codes scripts can rely on (docs/cli.md).
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     model.register(sub)
     render.register(sub)
+    day2.register(sub)
     host.register(sub)
     images.register(sub)
     stack.register(sub)

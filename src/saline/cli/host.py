@@ -111,14 +111,6 @@ def render_results(ctx: Context, results: list[StateResult], test: bool) -> list
     return lines
 
 
-def cmd_moved(args: argparse.Namespace, ctx: Context) -> int:
-    rest = " ".join(args.rest)
-    raise UsageError(
-        f"running a node's states on a host moved: use `saline host apply {rest}`. "
-        "(`saline apply` is kept for rolling out planned changes to a running cloud.)"
-    )
-
-
 def register(sub: Any) -> None:
     host = sub.add_parser(
         "host",
@@ -162,13 +154,3 @@ def register(sub: Any) -> None:
     add_model_option(p)
     add_formulas_option(p)
     add_format(p, ("text", "json"), "text")
-
-    # The old spelling: say where it went instead of an argparse error.
-    p = command(
-        sub,
-        "apply",
-        "(moved: a node's states on a host are now `saline host apply`)",
-        "Running a node's states on a host is `saline host apply NODE --host ...`.",
-        cmd_moved,
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER)

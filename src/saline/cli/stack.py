@@ -34,11 +34,15 @@ def _stack(ctx: Context) -> tuple[Stack, Model]:
 
 
 def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
-    from ..stack import up
+    from ..lifecycle.deploy import start_stack
+    from ..lifecycle.desired import model_at
 
-    stack, model = _stack(ctx)
     start = time.monotonic()
-    results = up(stack, model, ctx.formulas(model), ctx.settings, ctx.progress(args.format))
+    model = ctx.model()
+    with model_at(model.root, None, ctx.settings.cache_dir) as (model, source):
+        stack, results = start_stack(
+            ctx.settings, model, ctx.formulas(model), source, ctx.progress(args.format)
+        )
     took = time.monotonic() - start
     if args.format == "json":
         data = {

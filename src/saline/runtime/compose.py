@@ -21,6 +21,8 @@ PROJECT_LABEL = "io.podman.compose.project"
 # volumes without locking, so parallel calls race ("volume already exists").
 _COMPOSE_LOCK = threading.Lock()
 SERVICE_LABEL = "io.podman.compose.service"
+#: A container kept while its replacement is gated (apply), restored if the gate fails.
+KEPT_SUFFIX = "-saline-prev"
 
 
 def _essentials(output: str) -> str:
@@ -45,6 +47,7 @@ class Container:
     exit_code: int
     image: str
     labels: dict[str, str]
+    id: str = ""
 
     @property
     def running(self) -> bool:
@@ -78,21 +81,28 @@ class ComposeRunner:
     def down(self, volumes: bool, timeout: float = 600.0) -> None:
         self._compose(["down", *(["--volumes"] if volumes else [])], timeout)
 
-    def containers(self) -> dict[str, Container]:
-        """The stack's containers by compose service."""
-        out: dict[str, Container] = {}
+    def all_containers(self) -> list[Container]:
+        """Every container of the stack, kept ones (``NAME-saline-prev``, see
+        lifecycle.stack_runner) included."""
+        out = []
         for c in self.podman.containers(f"{PROJECT_LABEL}={self.project}"):
             labels: dict[str, str] = c.get("Labels") or {}
-            service = labels.get(SERVICE_LABEL, "")
-            out[service] = Container(
-                name=c["Names"][0],
-                service=service,
-                state=str(c.get("State", "")),
-                exit_code=int(c.get("ExitCode", 0) or 0),
-                image=str(c.get("Image", "")),
-                labels=labels,
+            out.append(
+                Container(
+                    name=c["Names"][0],
+                    service=labels.get(SERVICE_LABEL, ""),
+                    state=str(c.get("State", "")),
+                    exit_code=int(c.get("ExitCode", 0) or 0),
+                    image=str(c.get("Image", "")),
+                    labels=labels,
+                    id=str(c.get("Id", "")),
+                )
             )
         return out
+
+    def containers(self) -> dict[str, Container]:
+        """The stack's containers by compose service (not the kept previous ones)."""
+        return {c.service: c for c in self.all_containers() if not c.name.endswith(KEPT_SUFFIX)}
 
     def volumes(self) -> list[str]:
         return self.podman.volumes(f"{PROJECT_LABEL}={self.project}")

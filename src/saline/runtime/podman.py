@@ -268,6 +268,10 @@ class Podman:
     def exec(self, name: str, command: list[str], timeout: float = CONTAINER) -> str:
         return self._run(["exec", name, *command], timeout=timeout).stdout
 
+    def run_in(self, name: str, command: list[str], timeout: float = CONTAINER) -> Completed:
+        """``podman exec`` whose exit code the caller reads (a check that may fail)."""
+        return self._run(["exec", name, *command], timeout=timeout, check=False)
+
     def logs(self, name: str, tail: int | None = None) -> str:
         args = ["logs", *(["--tail", str(tail)] if tail is not None else []), name]
         return self._run(args, check=False).output

@@ -1,0 +1,1 @@
+"""Day 2: plan (pure), apply engine, journal and release records."""

@@ -1,0 +1,227 @@
+"""The apply engine: runs a plan's steps through a runner, one at a time, with a journal.
+
+The engine decides; a :class:`Runner` acts (podman for the local stack; Kubernetes
+later). For each step of the plan, in order:
+
+* a **task**: run it (the runner waits for it to exit 0);
+* **create**: start the instance, gate it, make it ready;
+* **replace** / **restart**: drain it (load balancers stop sending it new requests and
+  its sessions finish, bounded), swap it (the old container is stopped and kept, the new
+  one started), **gate** it (its health check and a real API call through it), make it
+  ready (enabled again, and seen UP by every load balancer), then drop the old container;
+* **reload**: drain, reload in place, gate, ready;
+* **none**: write its new files, nothing else;
+* **remove**: drain, remove.
+
+A failed gate restores the previous container (or configuration), makes it ready again,
+stops the rollout and raises :class:`ApplyFailed` naming the instance, the failed check
+and its last log lines: the cloud keeps serving with what it had.
+
+Every phase is journaled before the next begins (:mod:`.journal`). Resuming a killed
+apply skips finished steps and takes an unfinished one from its last phase: before the
+swap it starts again (draining is idempotent); after the swap the new container is gated
+again and made ready, or restored when the gate fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import SalineError
+from ..release import Instance, Release, Task
+from .journal import Journal
+
+
+class ApplyFailed(SalineError):
+    """A step failed; the instance was restored and the rollout stopped."""
+
+
+class StepFailed(SalineError):
+    """A runner could not do a step (a task failed, a container did not start)."""
+
+
+class Runner(Protocol):
+    """What the engine needs from a runtime. Every method is bounded in time and raises
+    :class:`StepFailed` (or another SalineError) when it cannot do its part."""
+
+    def run_task(self, task: Task) -> None: ...
+
+    def start(self, new: Instance) -> None:
+        """Create and start an instance that did not run (waits until healthy)."""
+
+    def drain(self, key: str) -> None:
+        """Stop new requests to the instance and let its sessions end (no-op when no
+        load balancer sends it any)."""
+
+    def swap(self, key: str, new: Instance) -> None:
+        """Stop the running container of ``key`` (keep it), start ``new`` in its place.
+        Idempotent: when ``new`` already runs, nothing happens."""
+
+    def reload(self, new: Instance) -> None:
+        """Give the running instance its new files and reload it."""
+
+    def write_files(self, new: Instance) -> None:
+        """Give the running instance its new files; nothing else."""
+
+    def gate(self, inst: Instance) -> str | None:
+        """None when the instance is healthy and its API check passes, else what failed
+        (with its last log lines)."""
+
+    def restore(self, key: str, old: Instance | None) -> None:
+        """Back to the container (or configuration) the instance had before."""
+
+    def ready(self, key: str) -> None:
+        """Enable the instance again on every load balancer and wait until they see it
+        UP (no-op when none sends it requests)."""
+
+    def commit(self, key: str) -> None:
+        """The new instance is in: drop the kept container."""
+
+    def remove(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    key: str
+    action: str
+    outcome: str  # done | skipped (already done) | restored
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "action": self.action,
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+Progress = Callable[[str], None]
+Clock = Callable[[], float]
+
+
+class Engine:
+    """Runs ``steps`` (plan step dicts: kind, key, action) of ``desired`` with ``runner``.
+
+    ``previous``: the instances as they run now (for restoring), by key."""
+
+    def __init__(
+        self,
+        desired: Release,
+        previous: dict[str, Instance],
+        runner: Runner,
+        journal: Journal,
+        progress: Progress,
+        clock: Clock,
+    ) -> None:
+        self.desired = desired
+        self.previous = previous
+        self.runner = runner
+        self.journal = journal
+        self.progress = progress
+        self.clock = clock
+
+    def run(self) -> list[StepOutcome]:
+        out = []
+        for index, step in enumerate(self.journal.steps):
+            start = self.clock()
+            phase = self.journal.phase(index)
+            key, action = str(step["key"]), str(step["action"])
+            if phase == "done":
+                out.append(StepOutcome(key, action, "skipped", 0.0))
+                continue
+            if phase in ("restored", "failed"):
+                raise ApplyFailed(f"{key}: this apply already stopped at this step")
+            if phase is not None:
+                self.progress(f"{key}: resuming {action} after '{phase}'")
+            if step["kind"] == "task":
+                self._task(index, key, phase)
+            else:
+                self._instance(index, key, action, phase)
+            seconds = self.clock() - start
+            self.progress(f"{key}: {action} done ({seconds:.1f} s)")
+            out.append(StepOutcome(key, action, "done", seconds))
+        return out
+
+    def _task(self, index: int, key: str, phase: str | None) -> None:
+        task = self.desired.task(key)
+        if task is None:
+            raise ApplyFailed(f"{key}: the release has no such task")
+        if phase is None:
+            self.journal.record(index, "begin")
+        self.progress(f"{key}: running bootstrap task")
+        try:
+            self.runner.run_task(task)
+        except SalineError as e:
+            self.journal.record(index, "failed", why=str(e).splitlines()[0])
+            raise
+        self.journal.record(index, "done")
+
+    def _instance(self, index: int, key: str, action: str, phase: str | None) -> None:
+        new = self.desired.instance(key)
+        if action == "remove":
+            if phase is None:
+                self.journal.record(index, "begin")
+            self.runner.drain(key)
+            self.runner.remove(key)
+            self.journal.record(index, "done")
+            return
+        if new is None:
+            raise ApplyFailed(f"{key}: the release has no such instance")
+        if action == "none":
+            self.runner.write_files(new)
+            self.journal.record(index, "done")
+            return
+        if action == "create":
+            if phase is None:
+                self.journal.record(index, "begin")
+            self.progress(f"{key}: starting")
+            self.runner.start(new)
+            self._gate_or_restore(index, key, new, created=True)
+            return
+        if phase in (None, "begin"):
+            if phase is None:
+                self.journal.record(index, "begin")
+            self.progress(f"{key}: draining")
+            self.runner.drain(key)
+            self.journal.record(index, "drained")
+            phase = "drained"
+        if phase == "drained":
+            if action == "reload":
+                self.progress(f"{key}: reloading")
+                self.runner.reload(new)
+            else:
+                self.progress(f"{key}: {action} (new container)")
+                self.runner.swap(key, new)
+            self.journal.record(index, "swapped")
+            phase = "swapped"
+        if phase == "swapped":
+            self._gate_or_restore(index, key, new, created=False)
+            return
+        if phase == "gated":
+            self.runner.ready(key)
+            self.runner.commit(key)
+            self.journal.record(index, "done")
+
+    def _gate_or_restore(self, index: int, key: str, new: Instance, created: bool) -> None:
+        self.progress(f"{key}: checking health and API")
+        failure = self.runner.gate(new)
+        if failure is None:
+            self.journal.record(index, "gated")
+            self.progress(f"{key}: ready again, waiting until the load balancers see it UP")
+            self.runner.ready(key)
+            self.runner.commit(key)
+            self.journal.record(index, "done")
+            return
+        old = self.previous.get(key)
+        self.progress(f"{key}: gate failed, restoring the previous instance")
+        self.runner.restore(key, None if created else old)
+        if not created:
+            self.runner.ready(key)
+        self.journal.record(index, "restored", why=failure.splitlines()[0])
+        what = "removed the new instance" if created else "restored the previous instance"
+        raise ApplyFailed(
+            f"{key}: the new instance failed its gate, {what}; the rollout stopped here.\n{failure}"
+        )

@@ -1,0 +1,164 @@
+"""Plan and apply against the local stack: the glue between the planner, the records,
+the journal, the engine and the stack runner.
+
+* :func:`prepare`: the desired release of the model, what runs, and the plan;
+* :func:`check_plan_file`: a saved plan is applied only if neither the model nor the
+  stack moved since it was made;
+* :func:`execute`: record the release, write the stack's files, run the steps with a
+  journal, record the outcome; an unfinished journal of the same release is resumed;
+* :func:`rollback_target`: which recorded release a rollback goes back to.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SalineError
+from ..formulas import FormulaSet
+from ..images import build_images
+from ..model import Model
+from ..release import Instance
+from ..settings import Settings
+from ..stack import Stack, StepResult, load_stack, up, write_stack
+from .apply import ApplyFailed, Engine, StepOutcome
+from .desired import Desired, desired_release
+from .journal import Journal
+from .plan import Current, Plan, make_plan
+from .records import RecordError, Records, observe
+from .stack_runner import StackRunner
+
+JOURNAL = "journal.jsonl"
+
+
+class StalePlanError(SalineError):
+    """A saved plan made against another model or another running state."""
+
+
+@dataclass
+class Prepared:
+    desired: Desired
+    stack: Stack
+    records: Records
+    current: Current
+    plan: Plan
+
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self.stack.directory, JOURNAL)
+
+
+def prepare(
+    settings: Settings, model: Model, formulas: FormulaSet, source: dict[str, str] | None
+) -> Prepared:
+    desired = desired_release(model, formulas, source, settings.cache_dir)
+    stack = load_stack(model, formulas, settings.stack, settings.state_dir, desired.release)
+    records = Records(stack.directory)
+    current = observe(stack, records)
+    plan = make_plan(desired.release, current, formulas, desired.pillars, desired.locate)
+    return Prepared(desired, stack, records, current, plan)
+
+
+def check_plan_file(data: Mapping[str, Any], prepared: Prepared, path: str) -> None:
+    want = prepared.desired.release.id
+    if data.get("desired_release") != want:
+        raise StalePlanError(
+            f"{path}: the plan is for release {data.get('desired_release')}, but the model now "
+            f"gives release {want}: the model changed since the plan was made. Make a new "
+            "plan (`saline plan --out FILE`)."
+        )
+    if data.get("base_fingerprint") != prepared.current.fingerprint():
+        raise StalePlanError(
+            f"{path}: what runs changed since the plan was made (it was planned against "
+            f"{data.get('base')}). Make a new plan (`saline plan --out FILE`)."
+        )
+
+
+def unfinished(prepared: Prepared) -> Journal | None:
+    """The journal of an apply that was stopped midway, if any. It must be the same
+    release: resuming another would mix two rollouts."""
+    journal = Journal.load(prepared.journal_path)
+    if journal is not None and journal.release != prepared.desired.release.id:
+        raise SalineError(
+            f"an apply of release {journal.release} was stopped midway "
+            f"({prepared.journal_path}), and the model now gives release "
+            f"{prepared.desired.release.id}. Put the model back as it was (e.g. git "
+            "checkout) and run `saline apply` to finish it; then apply the new change."
+        )
+    return journal
+
+
+def execute(
+    prepared: Prepared,
+    settings: Settings,
+    formulas: FormulaSet,
+    steps: Sequence[Mapping[str, Any]],
+    progress: Callable[[str], None],
+    journal: Journal | None = None,
+) -> list[StepOutcome]:
+    """Run ``steps`` (or resume ``journal``); record the release and its outcome."""
+    desired, stack, records = prepared.desired, prepared.stack, prepared.records
+    release = desired.release
+    build_images(desired.model, formulas, settings, push=False, progress=progress)
+    records.save(release, desired.pillars)
+    write_stack(stack, desired.model.root, point_instances=False)
+    if journal is None:
+        journal = Journal.start(prepared.journal_path, release.id, [dict(s) for s in steps])
+    previous: dict[str, Instance] = {}
+    if prepared.current.release is not None:
+        previous = {i.key: i for i in prepared.current.release.instances}
+    runner = StackRunner(stack, release, formulas, progress)
+    engine = Engine(release, previous, runner, journal, progress, time.monotonic)
+    try:
+        outcomes = engine.run()
+    except (ApplyFailed, SalineError):
+        records.applied(release, "failed")
+        journal.close("failed")
+        raise
+    records.applied(release, "applied")
+    journal.close("applied")
+    return outcomes
+
+
+def rollback_target(records: Records, wanted: str | None) -> str:
+    """The release to go back to: ``wanted``, else the last one applied before the
+    current one."""
+    history = [e for e in records.history() if e.get("outcome") == "applied"]
+    ids = [str(e.get("id")) for e in history]
+    if wanted is not None:
+        if wanted not in ids and not os.path.exists(
+            os.path.join(records.releases, f"{wanted}.json")
+        ):
+            known = ", ".join(dict.fromkeys(reversed(ids))) or "none"
+            raise RecordError(f"no release {wanted} was recorded (applied ones: {known})")
+        return wanted
+    current = records.current_id()
+    earlier = [i for i in ids if i != current]
+    if not earlier:
+        raise RecordError("no earlier release to roll back to (`saline releases` lists them)")
+    return earlier[-1]
+
+
+def start_stack(
+    settings: Settings,
+    model: Model,
+    formulas: FormulaSet,
+    source: dict[str, str] | None,
+    progress: Callable[[str], None],
+) -> tuple[Stack, list[StepResult]]:
+    """``saline up``: start the model's release and record it (so `plan` and `apply`
+    know what runs)."""
+    desired = desired_release(model, formulas, source, settings.cache_dir)
+    stack = load_stack(model, formulas, settings.stack, settings.state_dir, desired.release)
+    records = Records(stack.directory)
+    records.save(desired.release, desired.pillars)
+    try:
+        results = up(stack, model, formulas, settings, progress)
+    except SalineError:
+        records.applied(desired.release, "failed")
+        raise
+    records.applied(desired.release, "applied")
+    return stack, results

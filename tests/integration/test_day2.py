@@ -1,0 +1,306 @@
+"""Day 2 on the real stack: `saline plan` and `saline apply` change a running cloud, with
+a client asking keystone for a token every 0.2 s through haproxy the whole time.
+
+One stack (its own name and state), one model in a git repository; the tests run in
+order, each changing the model and checking what runs:
+
+* nothing changed: the plan is empty (exit 0 with --detailed-exitcode);
+* one keystone value: only keystone's two instances change, one at a time; 0 failed
+  requests; the new value is seen through the API;
+* a secret: the plan shows it changed, masked;
+* a change that lets keystone start but breaks its API: the gate fails, the instance is
+  restored by itself, apply exits 1 naming it; 0 failed requests;
+* apply killed midway, then resumed; the release is recorded;
+* memcached (one instance): only memcached is restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration.conftest import free_port
+from integration.test_stack import http
+from saline.runtime.podman import Podman
+from tools import require_tools
+
+# Written with the apply engine, not yet run end to end against a stack: the runner's
+# podman side (drain, swap, gate, restore through haproxy and podman-compose) is
+# unit-tested with a fake runner only. Run it with SALINE_E2E_DAY2=1 until it passes,
+# then drop this gate (issue 10).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not os.environ.get("SALINE_E2E_DAY2"),
+        reason="day-2 end to end not yet passing: set SALINE_E2E_DAY2=1 to run it",
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+SALINE = str(Path(sys.executable).parent / "saline")
+STACK = "saline-day2"
+KEYSTONE_CLASS = Path("classes/system/keystone/server.yml")
+PROXY = "10.10.0.40"
+
+
+def saline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SALINE, *args], capture_output=True, text=True, env=env)
+
+
+def ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = saline(env, *args)
+    assert done.returncode == 0, (
+        f"saline {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-4000:]}"
+    )
+    return done
+
+
+@dataclass
+class Cloud:
+    env: dict[str, str]
+    model: Path
+    root: Path
+
+    def edit(self, path: Path, old: str, new: str) -> None:
+        target = self.model / path
+        text = target.read_text()
+        assert old in text, f"{old!r} not in {target}"
+        target.write_text(text.replace(old, new, 1))
+
+    def commit(self, message: str) -> None:
+        git = ["git", "-c", "user.email=t@saline", "-c", "user.name=t"]
+        subprocess.run(["git", "add", "-A"], cwd=self.root, check=True)
+        subprocess.run([*git, "commit", "-qm", message], cwd=self.root, check=True)
+
+    def containers(self, podman: Podman) -> dict[str, str]:
+        """Running containers of the stack: compose service -> container id."""
+        out = {}
+        for c in podman.containers(f"io.podman.compose.project={STACK}"):
+            if c.get("State") == "running":
+                out[c["Labels"]["io.podman.compose.service"]] = c["Id"]
+        return out
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    require_tools("podman", "git")
+    root = tmp_path_factory.mktemp("day2")
+    model = root / "model"
+    shutil.copytree(REPO / "examples" / "openstack", model)
+    env = {
+        **os.environ,
+        "SALINE_STATE_DIR": str(root / "state"),
+        "SALINE_MODEL": str(model),
+        "SALINE_STACK": STACK,
+        "SALINE_REGISTRY": f"127.0.0.1:{free_port()}",
+        "NO_COLOR": "1",
+    }
+    c = Cloud(env, model, root)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    c.commit("the example")
+    try:
+        ok(env, "up")
+        yield c
+    finally:
+        saline(env, "down", "--volumes")
+
+
+@dataclass
+class Client:
+    """Asks keystone for a project-scoped token through haproxy every 0.2 s."""
+
+    auth: dict[str, Any]
+    requests: int = 0
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                status, _, body = http(
+                    "POST", f"http://{PROXY}:5000/v3/auth/tokens", {"auth": self.auth}
+                )
+                if status != 201:
+                    self.failures.append(f"HTTP {status}: {body[:200]!r}")
+            except OSError as e:
+                self.failures.append(f"{type(e).__name__}: {e}")
+            self.requests += 1
+            self.stop.wait(0.2)
+
+
+def client_for(env: dict[str, str]) -> Client:
+    rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
+    domain = {"name": "Default"}
+    return Client(
+        {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": rc["OS_USERNAME"],
+                        "password": rc["OS_PASSWORD"],
+                        "domain": domain,
+                    }
+                },
+            },
+            "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": domain}},
+        }
+    )
+
+
+def under_load(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], Client]:
+    client = client_for(env)
+    thread = threading.Thread(target=client.run, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    try:
+        done = saline(env, *args)
+    finally:
+        time.sleep(1.0)
+        client.stop.set()
+        thread.join(30)
+    return done, client
+
+
+def plan(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    done = saline(env, "plan", "--format", "json", "--detailed-exitcode")
+    assert done.returncode in (0, 2), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def token_lifetime(env: dict[str, str]) -> float:
+    client = client_for(env)
+    status, _, body = http("POST", f"http://{PROXY}:5000/v3/auth/tokens", {"auth": client.auth})
+    assert status == 201, body[:300]
+    token = json.loads(body)["token"]
+
+    def ts(text: str) -> float:
+        return time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S"))
+
+    return ts(token["expires_at"]) - ts(token["issued_at"])
+
+
+def test_nothing_changed_plans_nothing(cloud: Cloud) -> None:
+    code, data = plan(cloud.env)
+    assert code == 0, data["summary"]
+    assert data["steps"] == [] and data["format_version"] == 1
+
+
+def test_a_keystone_value_rolls_out_with_zero_failed_requests(cloud: Cloud, podman: Podman) -> None:
+    before = cloud.containers(podman)
+    cloud.edit(KEYSTONE_CLASS, "expiration: 3600", "expiration: 7200")
+    code, data = plan(cloud.env)
+    assert code == 2
+    changed = {c["service"] for c in data["changes"]}
+    assert changed == {"keystone"}, data["summary"]
+    assert all(c["action"] in ("restart", "reload") for c in data["changes"])
+    assert any(
+        cause["key"] == "keystone:server:tokens:expiration"
+        and cause["location"].startswith(str(KEYSTONE_CLASS))
+        for c in data["changes"]
+        for cause in c["causes"]
+    )
+    done, client = under_load(cloud.env, "apply", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert client.requests > 20 and client.failures == [], client.failures[:5]
+    assert token_lifetime(cloud.env) == 7200
+    after = cloud.containers(podman)
+    untouched = {n for n in before if not n.startswith("keystone")}
+    assert {n: after.get(n) for n in untouched} == {n: before[n] for n in untouched}
+    assert plan(cloud.env)[0] == 0
+    cloud.commit("token expiration 7200")
+
+
+def test_a_secret_change_is_planned_masked(cloud: Cloud) -> None:
+    secrets = cloud.model / "classes/cluster/openstack/secrets.yml"
+    original = secrets.read_text()
+    line = next(x for x in original.splitlines() if "keystone_db_password:" in x)
+    old_value = line.split(":", 1)[1].strip()
+    cloud.edit(
+        Path("classes/cluster/openstack/secrets.yml"),
+        line,
+        line.replace(old_value, "brand-new-secret-1"),
+    )
+    try:
+        done = saline(cloud.env, "plan")
+        assert done.returncode == 0, done.stderr
+        assert "brand-new-secret-1" not in done.stdout and old_value not in done.stdout
+        assert "changed (secret)" in done.stdout and "********" in done.stdout
+    finally:
+        secrets.write_text(original)
+
+
+def test_a_change_that_breaks_the_api_is_rolled_back_by_itself(
+    cloud: Cloud, podman: Podman
+) -> None:
+    before = cloud.containers(podman)
+    # keystone starts and answers its health check (/v3), but cannot issue a token: JWS
+    # tokens need keys the model does not give. The gate's real API call fails.
+    text = (cloud.model / KEYSTONE_CLASS).read_text()
+    cloud.edit(KEYSTONE_CLASS, "engine: fernet", "engine: jws")
+    try:
+        done, client = under_load(cloud.env, "apply", "--yes")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "keystone@" in done.stderr and "restored" in done.stderr
+        assert client.failures == [], client.failures[:5]
+        # What ran before runs again; the rollout stopped at the first instance.
+        after = cloud.containers(podman)
+        assert set(after) == set(before)
+        releases = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)
+        assert releases["releases"][-1]["outcome"] == "failed"
+    finally:
+        (cloud.model / KEYSTONE_CLASS).write_text(text)
+    # The model back as it was: the restored instance is what the model says.
+    assert plan(cloud.env)[0] == 0
+
+
+def test_apply_killed_midway_resumes_and_finishes(cloud: Cloud) -> None:
+    cloud.edit(KEYSTONE_CLASS, "expiration: 7200", "expiration: 5400")
+    journal = Path(cloud.env["SALINE_STATE_DIR"]) / "stacks" / STACK / "journal.jsonl"
+    proc = subprocess.Popen(
+        [SALINE, "apply", "--yes"], env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and '"phase": "swapped"' in journal.read_text():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "apply ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert journal.exists()
+    done = ok(cloud.env, "apply", "--yes", "--format", "json")
+    result = json.loads(done.stdout)
+    assert result["resumed"] is True
+    outcomes = [s["outcome"] for s in result["steps"]]
+    assert "done" in outcomes
+    assert not journal.exists()
+    assert token_lifetime(cloud.env) == 5400
+    assert plan(cloud.env)[0] == 0
+    cloud.commit("token expiration 5400")
+
+
+def test_a_change_to_memcached_restarts_only_memcached(cloud: Cloud, podman: Podman) -> None:
+    before = cloud.containers(podman)
+    path = Path("classes/system/memcached/server.yml")
+    cloud.edit(path, "cache_size: 64", "cache_size: 96")
+    code, data = plan(cloud.env)
+    assert code == 2 and {c["service"] for c in data["changes"]} == {"memcached"}
+    # One instance: nothing can serve while it restarts, so no client loop here.
+    ok(cloud.env, "apply", "--yes")
+    after = cloud.containers(podman)
+    changed = {n for n in before if after.get(n) != before[n]}
+    assert changed == {n for n in before if n.startswith("memcached")}
+    cloud.commit("memcached")

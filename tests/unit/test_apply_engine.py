@@ -1,0 +1,180 @@
+"""The apply engine with a fake runner: order of phases, rollback on a failed gate,
+the journal, and resuming after a kill at every phase. The same engine drives podman in
+tests/integration/test_day2.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from release_tools import release_of
+from saline.lifecycle.apply import ApplyFailed, Engine
+from saline.lifecycle.journal import Journal, JournalError
+from saline.release import Instance, Release, Task
+
+
+class Killed(BaseException):
+    """What SIGKILL looks like to the engine: it stops, whatever the phase."""
+
+
+class FakeRunner:
+    def __init__(self, fail_gate: set[str] | None = None, kill_at: str | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail_gate = fail_gate or set()
+        self.kill_at = kill_at
+
+    def _do(self, what: str) -> None:
+        self.calls.append(what)
+        if what == self.kill_at:
+            self.kill_at = None
+            raise Killed(what)
+
+    def run_task(self, task: Task) -> None:
+        self._do(f"task {task.key}")
+
+    def start(self, new: Instance) -> None:
+        self._do(f"start {new.key}")
+
+    def drain(self, key: str) -> None:
+        self._do(f"drain {key}")
+
+    def swap(self, key: str, new: Instance) -> None:
+        self._do(f"swap {key}")
+
+    def reload(self, new: Instance) -> None:
+        self._do(f"reload {new.key}")
+
+    def write_files(self, new: Instance) -> None:
+        self._do(f"files {new.key}")
+
+    def gate(self, inst: Instance) -> str | None:
+        self._do(f"gate {inst.key}")
+        return "api check failed: HTTP 500\n  log line" if inst.key in self.fail_gate else None
+
+    def restore(self, key: str, old: Instance | None) -> None:
+        self._do(f"restore {key}")
+
+    def ready(self, key: str) -> None:
+        self._do(f"ready {key}")
+
+    def commit(self, key: str) -> None:
+        self._do(f"commit {key}")
+
+    def remove(self, key: str) -> None:
+        self._do(f"remove {key}")
+
+
+def release() -> Release:
+    return release_of()[0]
+
+
+def keystones(r: Release) -> list[str]:
+    return sorted(i.key for i in r.instances if i.service == "keystone")
+
+
+def steps(r: Release) -> list[dict[str, str]]:
+    keys = keystones(r)
+    db_sync = next(t.key for t in r.tasks if t.service == "keystone" and t.task == "db-sync")
+    return [
+        {"kind": "task", "key": db_sync, "action": "run"},
+        *({"kind": "instance", "key": k, "action": "restart"} for k in keys),
+    ]
+
+
+def engine(tmp_path: Path, runner: FakeRunner, journal: Journal | None = None) -> Engine:
+    r = release()
+    journal = journal or Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r))
+    previous = {i.key: replace(i, image_tag="old") for i in r.instances}
+    return Engine(r, previous, runner, journal, lambda _: None, lambda: 0.0)
+
+
+def test_a_restart_drains_swaps_gates_readies_and_commits_one_instance_at_a_time(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner()
+    outcomes = engine(tmp_path, runner).run()
+    a, b = keystones(release())
+    assert runner.calls[1:] == [
+        f"drain {a}", f"swap {a}", f"gate {a}", f"ready {a}", f"commit {a}",
+        f"drain {b}", f"swap {b}", f"gate {b}", f"ready {b}", f"commit {b}",
+    ]  # fmt: skip
+    assert runner.calls[0].startswith("task keystone/db-sync")
+    assert [o.outcome for o in outcomes] == ["done"] * 3
+
+
+def test_a_failed_gate_restores_that_instance_and_stops_the_rollout(tmp_path: Path) -> None:
+    a, b = keystones(release())
+    runner = FakeRunner(fail_gate={a})
+    with pytest.raises(ApplyFailed, match=f"{a}: the new instance failed its gate") as e:
+        engine(tmp_path, runner).run()
+    assert "HTTP 500" in str(e.value)
+    assert runner.calls[-3:] == [f"gate {a}", f"restore {a}", f"ready {a}"]
+    assert not any(b in c for c in runner.calls)  # the next instance was never touched
+    journal = Journal.load(str(tmp_path / "journal.jsonl"))
+    assert journal is not None and journal.phase(1) == "restored"
+
+
+KILL_POINTS = ["drain", "swap", "gate", "ready", "commit"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_at_any_phase_then_resumed_finishes_without_repeating_done_steps(
+    tmp_path: Path, point: str
+) -> None:
+    a, b = keystones(release())
+    first = FakeRunner(kill_at=f"{point} {b}")
+    with pytest.raises(Killed):
+        engine(tmp_path, first).run()
+    journal = Journal.load(str(tmp_path / "journal.jsonl"))
+    assert journal is not None
+    second = FakeRunner()
+    outcomes = engine(tmp_path, second, journal).run()
+    assert [o.outcome for o in outcomes] == ["skipped", "skipped", "done"]
+    # Nothing of the finished steps runs again; the interrupted one is completed.
+    assert not any(a in c or c.startswith("task") for c in second.calls)
+    assert second.calls[-2:] == [f"ready {b}", f"commit {b}"]
+    if point in ("drain",):
+        assert second.calls[0] == f"drain {b}"  # not swapped yet: from the start
+    if point in ("gate", "ready", "commit"):
+        assert f"swap {b}" not in second.calls  # swapped already: gate the new one again
+        if point == "gate":
+            assert second.calls[0] == f"gate {b}"
+
+
+def test_a_journal_cut_short_ignores_the_partial_line_and_a_corrupt_one_is_named(
+    tmp_path: Path,
+) -> None:
+    r = release()
+    path = tmp_path / "journal.jsonl"
+    journal = Journal.start(str(path), r.id, steps(r))
+    journal.record(0, "begin")
+    journal.record(0, "done")
+    with open(path, "a") as fh:
+        fh.write('{"step": 1, "pha')  # killed while writing
+    loaded = Journal.load(str(path))
+    assert loaded is not None and loaded.phase(0) == "done" and loaded.phase(1) is None
+    with open(path, "a") as fh:
+        fh.write('se": "begin"}\n{"step": 99, "phase": "done"}\n')
+    with pytest.raises(JournalError, match=r"journal.jsonl:\d+"):
+        Journal.load(str(path))
+    path.write_text("")
+    with pytest.raises(JournalError, match="empty or truncated"):
+        Journal.load(str(path))
+    assert Journal.load(str(tmp_path / "none.jsonl")) is None
+
+
+def test_a_second_apply_cannot_start_over_an_unfinished_one(tmp_path: Path) -> None:
+    r = release()
+    Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r))
+    with pytest.raises(JournalError, match="already under way"):
+        Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r))
+
+
+def test_closing_moves_the_journal_aside(tmp_path: Path) -> None:
+    r = release()
+    journal = Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r))
+    target = journal.close("applied")
+    assert not (tmp_path / "journal.jsonl").exists()
+    assert Path(target).read_text().startswith("{")

@@ -1,0 +1,176 @@
+"""The planner: actions and why, impact per file and key, masked diffs, causes, order.
+Pure: releases are built from the real example model with given config files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from release_tools import copy_example, edit, release_of
+from saline.formulas import FormulaSet
+from saline.formulas.schema import FileImpact
+from saline.lifecycle.plan import Current, file_impact, make_plan, masked_diff, plan_text
+from saline.release import Release
+from tools import FORMULAS
+
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+
+
+def formulas() -> FormulaSet:
+    return FormulaSet([str(FORMULAS)])
+
+
+def test_no_change_is_an_empty_plan() -> None:
+    release, pillars = release_of()
+    plan = make_plan(release, Current.of_release(release, pillars), formulas(), pillars)
+    assert plan.empty and not plan.changes and not plan.tasks
+    assert plan.unchanged == len(release.instances)
+    assert plan.summary().startswith("No changes")
+
+
+def test_nothing_running_creates_every_instance_and_runs_every_task() -> None:
+    release, pillars = release_of()
+    plan = make_plan(release, Current.nothing(), formulas(), pillars)
+    assert {c.action for c in plan.changes} == {"create"}
+    assert len(plan.changes) == len(release.instances)
+    assert {t.key for t in plan.tasks} == {t.key for t in release.tasks}
+    # Order: every service after the services it depends on.
+    order = [s.key for s in plan.steps if s.kind == "instance"]
+    for inst in release.instances:
+        for dep in inst.depends:
+            first_dep = min(i for i, k in enumerate(order) if k.startswith(dep + "@"))
+            assert first_dep < order.index(inst.key), (dep, inst.key)
+
+
+def test_a_keystone_value_restarts_only_keystone_and_says_where_it_is_set(tmp_path: Path) -> None:
+    before, old_pillars = release_of()
+    model = copy_example(tmp_path)
+    edit(model / "classes/system/keystone/server.yml", "expiration: 3600", "expiration: 7200")
+    after, pillars = release_of(model)
+
+    def locate(node: str, key: str) -> tuple[str | None, str | None]:
+        return ("classes/system/keystone/server.yml:32", None)
+
+    plan = make_plan(after, Current.of_release(before, old_pillars), formulas(), pillars, locate)
+    assert {c.service for c in plan.changes} == {"keystone"}
+    spec = formulas().services["keystone"][1]
+    for c in plan.changes:
+        assert c.action == spec.impact("/etc/keystone/keystone.conf").change or c.action in (
+            "restart",
+            "reload",
+        )
+        (cause,) = c.causes
+        assert cause.key == "keystone:server:tokens:expiration"
+        assert (cause.before, cause.after) == (3600, 7200)
+        assert cause.location == "classes/system/keystone/server.yml:32"
+        (f,) = c.files
+        assert '-  "expiration": 3600,' in f.diff and '+  "expiration": 7200,' in f.diff
+    text = plan_text(plan)
+    assert "keystone:server:tokens:expiration: 3600 -> 7200" in text
+    assert text.rstrip().endswith("unchanged.")
+    assert json.loads(json.dumps(plan.as_dict()))["format_version"] == 1
+
+
+def test_a_secret_change_is_shown_masked(tmp_path: Path) -> None:
+    before, old_pillars = release_of()
+    model = copy_example(tmp_path)
+    edit(
+        model / "classes/cluster/openstack/secrets.yml",
+        "keystone_db_password: example-keystone-db",
+        "keystone_db_password: another-keystone-db",
+    )
+    after, pillars = release_of(model)
+    plan = make_plan(after, Current.of_release(before, old_pillars), formulas(), pillars)
+    text = plan_text(plan) + json.dumps(plan.as_dict())
+    assert "example-keystone-db" not in text and "another-keystone-db" not in text
+    keystone = [c for c in plan.changes if c.service == "keystone"]
+    assert keystone
+    for c in keystone:
+        assert any(f.secret_changed for f in c.files)
+        assert any(cause.secret and "password" in cause.key for cause in c.causes)
+    assert "changed (secret)" in text
+    # The database's user task uses the password: it runs again, and says why.
+    assert any(t.service == "mariadb" and "values it uses changed" in t.why for t in plan.tasks)
+
+
+def test_masked_diff_hides_values_but_keeps_the_line() -> None:
+    diff, secret = masked_diff(
+        "/etc/x.conf",
+        "user = a\npassword = old-pass\n",
+        "user = a\npassword = new-pass\n",
+        {"old-pass", "new-pass"},
+    )
+    assert secret
+    assert "-password = ********" in diff and "+password = ********" in diff
+    assert not any("pass\n" in line or "old-pass" in line for line in diff)
+    diff, secret = masked_diff("/etc/x.conf", "a = 1\n", "a = 2\n", {"old-pass"})
+    assert not secret and "+a = 2" in diff
+
+
+def test_impact_per_section_and_key_takes_the_most_specific_entry() -> None:
+    impact = FileImpact(
+        change="restart",
+        keys={"DEFAULT/debug": "none", "token": "reload", "token/provider": "restart"},
+    )
+    old = "[DEFAULT]\ndebug = false\n[token]\nexpiration = 1\nprovider = fernet\n"
+    assert file_impact(impact, old, old.replace("debug = false", "debug = true"))[0] == "none"
+    assert file_impact(impact, old, old.replace("expiration = 1", "expiration = 2"))[0] == "reload"
+    need, why = file_impact(impact, old, old.replace("fernet", "jws"))
+    assert need == "restart" and "[token] provider" in why
+    both = old.replace("debug = false", "debug = true").replace("expiration = 1", "expiration = 2")
+    assert file_impact(impact, old, both)[0] == "reload"
+    # A key the table does not name: the file's default. Unknown previous content: the worst.
+    assert file_impact(impact, old, old + "[cache]\nenabled = true\n")[0] == "restart"
+    assert file_impact(impact, None, old)[0] == "restart"
+    assert file_impact(FileImpact(change="reload"), old, old + "x")[0] == "reload"
+    # Not INI: the file's default.
+    assert file_impact(impact, "[broken", "[broken\nx")[0] == "restart"
+
+
+def _with_image(release: Release, service: str, tag: str) -> Release:
+    from dataclasses import replace
+
+    return replace(
+        release,
+        instances=tuple(
+            replace(i, image_tag=tag) if i.service == service else i for i in release.instances
+        ),
+    )
+
+
+def test_a_new_image_replaces_its_instances_and_names_both_images() -> None:
+    before, pillars = release_of()
+    after = _with_image(before, "memcached", "f" * 20)
+    plan = make_plan(after, Current.of_release(before, pillars), formulas(), pillars)
+    assert {(c.service, c.action) for c in plan.changes} == {("memcached", "replace")}
+    (change,) = plan.changes
+    old = before.instance(change.key)
+    assert old is not None
+    assert change.image == (f"saline/memcached:{old.image_tag}", f"saline/memcached:{'f' * 20}")
+
+
+def test_an_instance_gone_from_the_model_is_removed_last() -> None:
+    release, pillars = release_of()
+    current = Current.of_release(release, pillars)
+    extra = Current(
+        {**current.digests, "memcached@old01": "0" * 16}, current.tasks, release, {}, pillars
+    )
+    plan = make_plan(release, extra, formulas(), pillars)
+    assert [(c.key, c.action) for c in plan.changes] == [("memcached@old01", "remove")]
+    assert plan.steps[-1].action == "remove"
+
+
+def test_what_runs_but_is_not_recorded_is_replaced_with_a_reason() -> None:
+    release, pillars = release_of()
+    first = release.instances[0]
+    current = Current({first.key: "not-the-recorded-one"}, {}, release, {}, pillars)
+    plan = make_plan(release, current, formulas(), pillars)
+    change = next(c for c in plan.changes if c.key == first.key)
+    assert change.action == "replace" and "not recorded" in change.reasons[0]
+
+
+def test_the_fingerprint_moves_with_what_runs() -> None:
+    release, pillars = release_of()
+    a = Current.of_release(release, pillars)
+    b = Current({**a.digests, release.instances[0].key: "x"}, a.tasks, release)
+    assert a.fingerprint() != b.fingerprint()

@@ -1,0 +1,56 @@
+"""The compose document rendered with the release: change keys as labels, so what runs
+can be read back, and a one-value change recreates only the instances it changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from release_tools import copy_example, edit, release_of
+from saline.formulas import FormulaSet
+from saline.model import load_model
+from saline.stack import load_stack
+from tools import EXAMPLE, FORMULAS, STATE_PLACEHOLDER
+
+
+def document(model_dir: Path | str = EXAMPLE) -> dict[str, Any]:
+    release, _ = release_of(model_dir)
+    stack = load_stack(
+        load_model(str(model_dir)),
+        FormulaSet([str(FORMULAS)]),
+        "openstack",
+        STATE_PLACEHOLDER,
+        release,
+    )
+    services: dict[str, Any] = stack.plan.document["services"]
+    return services
+
+
+def test_every_container_carries_its_change_key() -> None:
+    release, _ = release_of()
+    services = document()
+    keyed = {
+        s["labels"]["saline.instance"]: s["labels"]["saline.digest"]
+        for s in services.values()
+        if s["labels"].get("saline.kind") == "service"
+    }
+    assert keyed == {i.key: i.digest for i in release.instances}
+    tasks = {
+        s["labels"]["saline.task-key"]: s["labels"]["saline.task-inputs"]
+        for s in services.values()
+        if s["labels"].get("saline.kind") == "task"
+    }
+    assert tasks == {t.key: t.inputs for t in release.tasks}
+
+
+def test_a_keystone_value_changes_only_the_keystone_containers(tmp_path: Path) -> None:
+    before = document()
+    model = copy_example(tmp_path)
+    edit(model / "classes/system/keystone/server.yml", "expiration: 3600", "expiration: 7200")
+    after = document(model)
+    changed = {
+        name
+        for name, svc in after.items()
+        if svc["labels"]["saline.inputs"] != before[name]["labels"]["saline.inputs"]
+    }
+    assert changed == {"keystone-ctl01", "keystone-ctl02"}
