@@ -96,7 +96,6 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         if journal is not None:
             progress(f"resuming the apply of release {journal.release} stopped midway")
             outcomes = execute(prepared, ctx.settings, formulas, [], progress, journal)
-            plan = None
         else:
             plan = prepared.plan
             if data is not None:
@@ -133,7 +132,6 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
             + (" (resumed)" if journal is not None else ""),
             file=ctx.out,
         )
-    del plan
     return 0
 
 

@@ -24,7 +24,7 @@ from ..model import Model
 from ..release import Instance
 from ..settings import Settings
 from ..stack import Stack, StepResult, load_stack, up, write_stack
-from .apply import ApplyFailed, Engine, StepOutcome
+from .apply import Engine, StepOutcome
 from .desired import Desired, desired_release
 from .journal import Journal
 from .plan import Current, Plan, make_plan
@@ -114,7 +114,7 @@ def execute(
     engine = Engine(release, previous, runner, journal, progress, time.monotonic)
     try:
         outcomes = engine.run()
-    except (ApplyFailed, SalineError):
+    except SalineError:  # ApplyFailed (restored) or a step that could not be done
         records.applied(release, "failed")
         journal.close("failed")
         raise
