@@ -65,7 +65,12 @@ def test_apply_over_ssh_installs_configures_and_converges(
     # --test first: says what would change, changes nothing.
     dry = saline("host", "apply", *common, "--test", "--format", "json")
     assert dry.returncode == 0, dry.stderr
-    assert {r["id"] for r in json.loads(dry.stdout)} == {"memcached_packages", "memcached_config"}
+    # The packages, the API check script (formula.yml api_check) and the config file.
+    assert {r["id"] for r in json.loads(dry.stdout)} == {
+        "memcached_packages",
+        "memcached_api_check",
+        "memcached_config",
+    }
     assert "memcached" not in ssh_host.run("dpkg-query -W -f '${Package}\\n' 2>/dev/null || true")
 
     done = saline("host", "apply", *common)
