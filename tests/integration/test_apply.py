@@ -75,7 +75,7 @@ def test_apply_over_ssh_installs_configures_and_converges(
 
     done = saline("host", "apply", *common)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 states: 2 changed, 0 failed" in done.stdout
+    assert "3 states: 3 changed, 0 failed" in done.stdout
     assert ssh_host.run("dpkg-query -W -f '${Status}' memcached") == "install ok installed"
 
     # What was applied is exactly what `saline render` renders.
