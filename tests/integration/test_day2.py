@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from typing import Any
 import pytest
 
 from integration.conftest import free_port
-from integration.test_stack import http
+from integration.test_stack import SALINE, http, ok, saline
 from saline.runtime.podman import Podman
 from tools import require_tools
 
@@ -49,22 +48,9 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-SALINE = str(Path(sys.executable).parent / "saline")
 STACK = "saline-day2"
 KEYSTONE_CLASS = Path("classes/system/keystone/server.yml")
 PROXY = "10.10.0.40"
-
-
-def saline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SALINE, *args], capture_output=True, text=True, env=env)
-
-
-def ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = saline(env, *args)
-    assert done.returncode == 0, (
-        f"saline {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-4000:]}"
-    )
-    return done
 
 
 @dataclass
