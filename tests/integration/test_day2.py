@@ -33,6 +33,7 @@ import pytest
 from integration.conftest import free_port
 from integration.test_stack import SALINE, http, ok, saline
 from saline.runtime.podman import Podman
+from saline.runtime.registry import LocalRegistry
 from tools import require_tools
 
 # Written with the apply engine, not yet run end to end against a stack: the runner's
@@ -81,8 +82,12 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    require_tools("podman", "git")
+    require_tools("podman", "git", "docker-registry")
     root = tmp_path_factory.mktemp("day2")
+    # A real registry: images missing from the podman store are built and pushed there
+    # (this test may be the first of a session to need them).
+    registry = LocalRegistry(f"127.0.0.1:{free_port()}", str(root / "registry"))
+    registry.start()
     model = root / "model"
     shutil.copytree(REPO / "examples" / "openstack", model)
     env = {
@@ -90,7 +95,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         "SALINE_STATE_DIR": str(root / "state"),
         "SALINE_MODEL": str(model),
         "SALINE_STACK": STACK,
-        "SALINE_REGISTRY": f"127.0.0.1:{free_port()}",
+        "SALINE_REGISTRY": registry.address,
         "NO_COLOR": "1",
     }
     c = Cloud(env, model, root)
@@ -101,6 +106,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield c
     finally:
         saline(env, "down", "--volumes")
+        registry.stop()
 
 
 @dataclass

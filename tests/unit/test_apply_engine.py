@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from release_tools import release_of
-from saline.lifecycle.apply import ApplyFailed, Engine
+from saline.lifecycle.apply import ApplyFailed, Engine, StepFailed
 from saline.lifecycle.journal import Journal, JournalError
 from saline.release import Instance, Release, Task
 
@@ -20,13 +20,21 @@ class Killed(BaseException):
 
 
 class FakeRunner:
-    def __init__(self, fail_gate: set[str] | None = None, kill_at: str | None = None) -> None:
+    def __init__(
+        self,
+        fail_gate: set[str] | None = None,
+        kill_at: str | None = None,
+        fail_at: str | None = None,
+    ) -> None:
         self.calls: list[str] = []
         self.fail_gate = fail_gate or set()
         self.kill_at = kill_at
+        self.fail_at = fail_at
 
     def _do(self, what: str) -> None:
         self.calls.append(what)
+        if what == self.fail_at:
+            raise StepFailed(f"{what}: timed out after 120 s")
         if what == self.kill_at:
             self.kill_at = None
             raise Killed(what)
@@ -112,6 +120,18 @@ def test_a_failed_gate_restores_that_instance_and_stops_the_rollout(tmp_path: Pa
     assert "HTTP 500" in str(e.value)
     assert runner.calls[-3:] == [f"gate {a}", f"restore {a}", f"ready {a}"]
     assert not any(b in c for c in runner.calls)  # the next instance was never touched
+    journal = Journal.load(str(tmp_path / "journal.jsonl"))
+    assert journal is not None and journal.phase(1) == "restored"
+
+
+def test_a_swap_that_fails_half_way_is_undone_like_a_failed_gate(tmp_path: Path) -> None:
+    a, b = keystones(release())
+    runner = FakeRunner(fail_at=f"swap {a}")
+    with pytest.raises(ApplyFailed, match=f"{a}: its restart failed, restored") as e:
+        engine(tmp_path, runner).run()
+    assert "timed out after 120 s" in str(e.value)
+    assert runner.calls[-3:] == [f"swap {a}", f"restore {a}", f"ready {a}"]
+    assert not any(b in c for c in runner.calls)
     journal = Journal.load(str(tmp_path / "journal.jsonl"))
     assert journal is not None and journal.phase(1) == "restored"
 

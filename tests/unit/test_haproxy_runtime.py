@@ -364,3 +364,33 @@ def test_uwsgi_reload_without_a_master_fails_at_once(
     finally:
         fake.close()
     assert "uwsgi does not answer" in capsys.readouterr().out
+
+
+def test_uwsgi_reload_fails_early_when_the_new_app_keeps_dying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = str(tmp_path / "master.fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    respawns = iter(range(100))
+
+    def stats(_req: bytes) -> bytes:
+        # Worker 1 is respawned on every look: its app exits while loading.
+        n = next(respawns)
+        workers = [
+            {"id": 1, "pid": 100 + n, "status": "idle", "apps": [], "respawn_count": 1 + n},
+            {"id": 2, "pid": 11, "status": "idle", "apps": [{}], "respawn_count": 1},
+        ]
+        if n == 0:
+            workers[0]["pid"] = 10
+        return json.dumps({"workers": workers}).encode()
+
+    path = str(tmp_path / "stats.sock")
+    fake = FakeSocket(path, stats, reads=False)
+    try:
+        # A 300 s timeout, and yet it gives up at the third respawn (the message says so).
+        assert entrypoint.main(["saline-entrypoint", "uwsgi-reload", fifo, path, "300"]) == 1
+    finally:
+        fake.close()
+        os.close(reader)
+    assert "keeps dying" in capsys.readouterr().out

@@ -122,7 +122,7 @@ def test_order_follows_depends_and_bootstrap_phases() -> None:
     assert before("glance-api-register", "glance-api-ctl02")
     svc = services(stack)
     assert svc["glance-api-db-sync"]["environment"]["SALINE_WAIT_FOR"] == "10.10.0.10:3306"
-    assert set(svc["glance-api-db-sync"]["depends_on"]) == {"ctl01", "mariadb"}
+    assert set(svc["glance-api-db-sync"]["depends_on"]) == {"ctl01"}
     assert stack.plan.step("mariadb-databases").after == ("mariadb",)
     assert set(stack.plan.step("keystone-ctl01").after) == {
         "ctl01",
@@ -142,17 +142,18 @@ def test_order_follows_depends_and_bootstrap_phases() -> None:
 
 def test_compose_conditions_and_waits_match_the_steps() -> None:
     svc = services(stack_of())
-    deps = svc["keystone-ctl01"]["depends_on"]
-    assert deps == {
-        "ctl01": {"condition": "service_started"},
-        "mariadb": {"condition": "service_healthy"},
-        "memcached": {"condition": "service_healthy"},
-    }
-    # Nothing depends_on a one-shot task (podman --requires would restart it); the
-    # entrypoint waits for the tasks' markers and the dependencies' ports instead.
-    tasks = {name for name, doc in svc.items() if doc["labels"]["saline.kind"] == "task"}
-    for doc in svc.values():
-        assert not set(doc.get("depends_on", {})) & tasks
+    # Every container depends_on its node only (its network namespace): podman-compose
+    # recreates the running dependents of a service it recreates, so a depends_on
+    # memcached would restart every keystone with it. The entrypoint waits for the tasks'
+    # markers and the dependencies' ports instead.
+    nodes = {name for name, doc in svc.items() if doc["labels"]["saline.kind"] == "node"}
+    for name, doc in svc.items():
+        if name in nodes:
+            assert "depends_on" not in doc
+        else:
+            node = doc["network_mode"].removeprefix("service:")
+            assert node in nodes
+            assert doc["depends_on"] == {node: {"condition": "service_started"}}, name
     for keystone in ("keystone-ctl01", "keystone-ctl02"):
         env = svc[keystone]["environment"]
         assert env["SALINE_WAIT_TASKS"] == "mariadb-databases,keystone-identity"
@@ -416,11 +417,7 @@ def test_a_service_scoped_task_of_a_running_service_waits_for_every_instance(
     svc = services(stack)
     step = stack.plan.step("keystone-catalog")
     assert set(step.after) == {"keystone-ctl01", "keystone-ctl02"}
-    assert set(svc["keystone-catalog"]["depends_on"]) == {
-        "ctl01",
-        "keystone-ctl01",
-        "keystone-ctl02",
-    }
+    assert set(svc["keystone-catalog"]["depends_on"]) == {"ctl01"}
     assert svc["keystone-catalog"]["environment"]["SALINE_WAIT_FOR"] == (
         "10.10.0.30:5000,10.10.0.31:5000"
     )

@@ -379,6 +379,12 @@ def uwsgi_workers(stats: str) -> list[dict[str, object]]:
     return workers
 
 
+#: A reload fails early when one worker was respawned this many times, or when every
+#: worker is new and has had no app for this long (a lazy app loads in a few seconds).
+UWSGI_RESPAWN_LIMIT = 3
+UWSGI_APPLESS_SECONDS = 20.0
+
+
 def uwsgi_reload(argv: list[str]) -> int:
     """``saline-entrypoint uwsgi-reload FIFO STATS [TIMEOUT]`` (see the module's docstring)."""
     if len(argv) not in (2, 3):
@@ -398,18 +404,39 @@ def uwsgi_reload(argv: list[str]) -> int:
         print(f"uwsgi does not answer ({fifo}, {stats}): {e}")
         return 1
     deadline = time.monotonic() + timeout
+    # A new app that cannot load (a config the service refuses) never gives a serving
+    # worker: fail as soon as that is clear instead of waiting the whole timeout, so the
+    # caller restores the old config at once. Two signs: workers that keep dying (their
+    # respawn count grows), or every worker new and idle for a while without an app.
+    respawns: dict[object, int] = {}
+    appless_since: float | None = None
     while time.monotonic() < deadline:
         time.sleep(0.5)
         try:
             workers = uwsgi_workers(stats)
         except (OSError, ValueError, KeyError):
             continue  # the master is busy respawning
-        if workers and all(
-            w["pid"] not in before and w.get("apps") and w.get("status") in ("idle", "busy")
-            for w in workers
+        fresh = [w for w in workers if w["pid"] not in before]
+        if (
+            workers
+            and len(fresh) == len(workers)
+            and all(w.get("apps") and w.get("status") in ("idle", "busy") for w in workers)
         ):
             print(f"uwsgi reloaded: {len(workers)} new worker(s) serving")
             return 0
+        for w in workers:
+            count = int(str(w.get("respawn_count", 0)))
+            respawns.setdefault(w.get("id"), count)
+            if count - respawns[w.get("id")] >= UWSGI_RESPAWN_LIMIT:
+                print(f"uwsgi worker {w.get('id')} keeps dying: the app does not load")
+                return 1
+        if workers and len(fresh) == len(workers) and not any(w.get("apps") for w in workers):
+            appless_since = appless_since or time.monotonic()
+            if time.monotonic() - appless_since > UWSGI_APPLESS_SECONDS:
+                print("uwsgi's new workers run without the app: it does not load")
+                return 1
+        else:
+            appless_since = None
     print(f"uwsgi did not replace its workers within {timeout:g} s")
     return 1
 

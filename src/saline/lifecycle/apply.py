@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from ..errors import SalineError
 from ..release import Instance, Release, Task
@@ -178,7 +178,10 @@ class Engine:
             if phase is None:
                 self.journal.record(index, "begin")
             self.progress(f"{key}: starting")
-            self.runner.start(new)
+            try:
+                self.runner.start(new)
+            except SalineError as e:
+                self._restore_and_stop(index, key, True, "it did not start", str(e))
             self._gate_or_restore(index, key, new, created=True)
             return
         if phase in (None, "begin"):
@@ -189,12 +192,18 @@ class Engine:
             self.journal.record(index, "drained")
             phase = "drained"
         if phase == "drained":
-            if action == "reload":
-                self.progress(f"{key}: reloading")
-                self.runner.reload(new)
-            else:
-                self.progress(f"{key}: {action} (new container)")
-                self.runner.swap(key, new)
+            # A reload or swap that fails half-way (a reload command that times out, a
+            # new container that never gets healthy) is undone like a failed gate: the
+            # instance is only serving again once it runs what it had before.
+            try:
+                if action == "reload":
+                    self.progress(f"{key}: reloading")
+                    self.runner.reload(new)
+                else:
+                    self.progress(f"{key}: {action} (new container)")
+                    self.runner.swap(key, new)
+            except SalineError as e:
+                self._restore_and_stop(index, key, False, f"its {action} failed", str(e))
             self.journal.record(index, "swapped")
             phase = "swapped"
         if phase == "swapped":
@@ -215,13 +224,16 @@ class Engine:
             self.runner.commit(key)
             self.journal.record(index, "done")
             return
+        self._restore_and_stop(index, key, created, "the new instance failed its gate", failure)
+
+    def _restore_and_stop(
+        self, index: int, key: str, created: bool, reason: str, failure: str
+    ) -> NoReturn:
         old = self.previous.get(key)
-        self.progress(f"{key}: gate failed, restoring the previous instance")
+        self.progress(f"{key}: failed, restoring the previous instance")
         self.runner.restore(key, None if created else old)
         if not created:
             self.runner.ready(key)
-        self.journal.record(index, "restored", why=failure.splitlines()[0])
+        self.journal.record(index, "restored", why=failure.splitlines()[0] if failure else "")
         what = "removed the new instance" if created else "restored the previous instance"
-        raise ApplyFailed(
-            f"{key}: the new instance failed its gate, {what}; the rollout stopped here.\n{failure}"
-        )
+        raise ApplyFailed(f"{key}: {reason}, {what}; the rollout stopped here.\n{failure}")

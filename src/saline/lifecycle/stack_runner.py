@@ -213,8 +213,15 @@ class StackRunner:
         current = self.compose.containers().get(name)
         prev = self._previous(name)
         if prev is None and old is not None and current is not None and current.running:
-            # Changed in place (reload, files): the old files back, reloaded the same way.
-            self.reload(old)
+            # Changed in place (reload, files): the old files back, reloaded the same way;
+            # when that reload fails too, a restart (which reads the old files) settles it.
+            try:
+                self.reload(old)
+            except StepFailed as e:
+                self.progress(f"{key}: {str(e).splitlines()[0]}; restarting it instead")
+                self.podman.cli(["restart", "-t", "30", current.name], timeout=120)
+                self._healthy(old, current.name)
+                self._record_reload(current.name, old.digest)
             return
         if current is not None:
             self.podman.remove(current.name)

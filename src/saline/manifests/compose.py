@@ -23,15 +23,18 @@ formula.yml; the service's whole pillar section by default), not the node's whol
 pillar: a change elsewhere in the pillar does not run it again. A service-scoped task
 must see the same values from every instance (else the model is ambiguous: an error).
 
-The same dependencies are written twice, for two runners:
+Dependencies are written for two runners:
 
-* for plain ``podman-compose up``: ``depends_on`` on services and node containers
-  (``service_healthy``), and environment variables the entrypoint waits on:
+* for plain ``podman-compose up``: environment variables the entrypoint waits on:
   ``SALINE_WAIT_FOR`` (the ports of the services it needs; podman-compose cannot wait for
   health with podman < 4.6) and ``SALINE_WAIT_TASKS`` (the markers bootstrap tasks write
-  into the stack's ``tasks`` volume when they succeed). Nothing ``depends_on`` a task:
-  podman-compose turns every dependency into ``podman --requires``, and podman 4.3
-  restarts an exited dependency, or fails to start at all ("not found in input list");
+  into the stack's ``tasks`` volume when they succeed). ``depends_on`` names only the
+  container's node (whose network namespace it joins). No service or task depends on
+  another there: podman-compose turns every dependency into ``podman --requires`` (podman
+  4.3 restarts an exited dependency, or fails to start at all: "not found in input
+  list"), and podman-compose 1.6 tears down and recreates the running dependents of any
+  service it recreates, even with ``--no-deps``: a new memcached would restart every
+  keystone and glance-api at once, the very outage `saline apply` exists to avoid;
 * :class:`Step` records for ``saline up``, which gates every start on real health checks
   and runs each bootstrap task once.
 """
@@ -424,7 +427,6 @@ def plan_stack(
 
             def container(
                 command: list[str] | None,
-                depends: dict[str, dict[str, str]],
                 wait: list[str],
                 kind: str,
                 inst: ServiceInstance = inst,
@@ -445,17 +447,15 @@ def plan_stack(
                     env["SALINE_WAIT_FOR"] = ",".join(dict.fromkeys(wait))
                 c["environment"] = env
                 c["labels"] = {**labels, "saline.kind": kind}
-                c["depends_on"] = depends
+                # Only its node (whose network namespace it joins): see the module's
+                # docstring for why no service or task depends on another here.
+                c["depends_on"] = {n.short: {"condition": "service_started"}}
                 return c
 
-            base_deps: dict[str, dict[str, str]] = {n.short: {"condition": "service_started"}}
-            for d in dep_services:
-                base_deps[d] = {"condition": "service_healthy"}
             base_after = [n.short, *dep_services, *dep_tasks]
 
             def add_task(
                 task: BootstrapTask,
-                deps: dict[str, dict[str, str]],
                 after: list[str],
                 wait: list[str],
                 inst: ServiceInstance = inst,
@@ -463,7 +463,7 @@ def plan_stack(
                 container: Any = container,
             ) -> None:
                 name = task_name(n, inst, task)
-                doc = container(["bootstrap", task.name], deps, wait, "task")
+                doc = container(["bootstrap", task.name], wait, "task")
                 doc["restart"] = "no"
                 # What it runs with: its own inputs, not the node's whole pillar.
                 values = task_inputs(pillars[n.name], inst.spec, task)
@@ -489,24 +489,20 @@ def plan_stack(
             for i, task in enumerate(pre):
                 if task.scope == "service" and not is_first:
                     continue
-                deps = {k: dict(v) for k, v in base_deps.items()}
                 after = list(base_after)
                 targets = dep_targets
                 if task.depends is not None:  # the task needs less than its service
-                    deps = {n.short: {"condition": "service_started"}}
                     after, targets = [n.short], []
                     for dep in task.depends:
                         who = f"task {task_name(n, inst, task)} on {n.name}"
                         s_, t_, w_ = ready(dep, who, n.name)
-                        deps.update({d: {"condition": "service_healthy"} for d in s_})
                         after += s_ + t_
                         targets += w_
                 after += before(n, inst, pre[i - 1] if i else None, task.scope == "service")
-                add_task(task, deps, after, targets)
+                add_task(task, after, targets)
 
-            deps = {k: dict(v) for k, v in base_deps.items()}
             after = base_after + before(n, inst, pre[-1] if pre else None, False)
-            doc = container(None, deps, dep_targets, "service")
+            doc = container(None, dep_targets, "service")
             doc["labels"]["saline.pillar"] = digest
             instance = release.instance(f"{inst.name}@{n.name}") if release else None
             if instance is not None:
@@ -526,16 +522,14 @@ def plan_stack(
                     instances = by_service[inst.name]
                 else:
                     instances = [(n, inst)]
-                deps = {n.short: {"condition": "service_started"}}
                 after, targets = [], []
                 for dn, ds in instances:
-                    deps[names[(dn.name, ds.name)]] = {"condition": "service_healthy"}
                     after.append(names[(dn.name, ds.name)])
                     target = health_target(dn.address, ds.spec)
                     if target:
                         targets.append(target)
                 after += before(n, inst, post[i - 1] if i else None, task.scope == "service")
-                add_task(task, deps, after, targets)
+                add_task(task, after, targets)
 
     ordered = _ordered(steps)
     marks: dict[str, str] = {}
