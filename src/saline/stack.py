@@ -22,7 +22,7 @@ import shlex
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,14 +119,21 @@ def load_stack(
     project: str | None,
     state_dir: str,
     release: Release | None = None,
+    recorded_pillars: Mapping[str, dict[str, Any]] | None = None,
 ) -> Stack:
     """The stack's plan (pure: nothing is written or started). Its files will live in
     ``state_dir/stacks/PROJECT``. With the model's ``release``, its containers carry
-    their change keys (what `saline up` and `saline apply` start)."""
+    their change keys (what `saline up` and `saline apply` start). A recorded release
+    (a rollback) comes with the pillars it was made from: each node runs with those."""
     project = project or default_project(model)
     directory = os.path.join(state_dir, "stacks", project)
     services = services_by_node(model, formulas)
-    pillars = {n: model.node(n).parameters for n, s in services.items() if s}
+    recorded = recorded_pillars or {}
+    pillars = {
+        n: recorded[n] if n in recorded else model.node(n).parameters
+        for n, s in services.items()
+        if s
+    }
     images = {s.name: s.ref(None) for s in model_images(model, formulas)}
     pillar_dirs = {n: os.path.join(directory, "pillar", n) for n in pillars}
     plan = plan_stack(project, pillars, services, images, pillar_dirs, _locator(model), release)

@@ -11,7 +11,9 @@ order, each changing the model and checking what runs:
 * a change that lets keystone start but breaks its API: the gate fails, the instance is
   restored by itself, apply exits 1 naming it; 0 failed requests;
 * apply killed midway, then resumed; the release is recorded;
-* memcached (one instance): only memcached is restarted.
+* memcached (one instance): only memcached is restarted;
+* rollback: back to the release before, from the records (it was applied from
+  uncommitted changes: git cannot give it), and only memcached changes.
 """
 
 from __future__ import annotations
@@ -296,3 +298,27 @@ def test_a_change_to_memcached_restarts_only_memcached(cloud: Cloud, podman: Pod
     changed = {n for n in before if after.get(n) != before[n]}
     assert changed == {n for n in before if n.startswith("memcached")}
     cloud.commit("memcached")
+
+
+def test_rollback_goes_back_to_the_release_before(cloud: Cloud, podman: Podman) -> None:
+    history = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)["releases"]
+    applied = [r["id"] for r in history if r["outcome"] == "applied"]
+    current, previous = applied[-1], applied[-2]
+    before = cloud.containers(podman)
+    # One memcached: nothing serves while it restarts, so no client loop (as above).
+    done = ok(cloud.env, "rollback", "--yes", "--format", "json")
+    assert json.loads(done.stdout)["release"] == previous != current
+    # The release before ran memcached with 64 MB: only memcached is replaced, from the
+    # records (that release was applied from uncommitted changes: git cannot give it).
+    after = cloud.containers(podman)
+    assert {n for n in before if after.get(n) != before[n]} == {
+        n for n in before if n.startswith("memcached")
+    }
+    memcached = next(n for n in after if n.startswith("memcached"))
+    conf = podman.exec(after[memcached], ["cat", "/etc/memcached.conf"])
+    assert "-m 64" in conf, conf
+    history = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)["releases"]
+    assert history[-1]["id"] == previous and history[-1]["outcome"] == "applied"
+    # What runs is the earlier release; the model (cache_size 96) now differs from it.
+    code, data = plan(cloud.env)
+    assert code == 2 and {c["service"] for c in data["changes"]} == {"memcached"}

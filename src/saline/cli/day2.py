@@ -136,10 +136,10 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
-    """Back to a recorded release: the model at the git commit that release came from,
-    planned and applied like any change (its release must be the recorded one)."""
-    from ..lifecycle.deploy import execute, prepare, rollback_target
-    from ..lifecycle.desired import model_at
+    """Back to a recorded release: its instances, images and pillars as they were
+    recorded when it was applied, planned and applied like any change. Today's model
+    gives only the stack's shape (nodes, addresses)."""
+    from ..lifecycle.deploy import execute, prepare_recorded, rollback_target, unfinished
     from ..lifecycle.plan import plan_text
     from ..lifecycle.records import Records
     from ..stack import default_project
@@ -149,32 +149,29 @@ def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
     project = ctx.settings.stack or default_project(model)
     records = Records(os.path.join(ctx.settings.state_dir, "stacks", project))
     target = rollback_target(records, args.release)
-    release, _ = records.load(target)
-    rev = release.source.get("revision") or release.source.get("head")
-    if not rev:
-        raise SalineError(
-            f"release {target} came from a model folder outside git: saline cannot rebuild "
-            "it; put the model back as it was and run `saline apply`"
-        )
+    formulas = ctx.formulas(model)
+    prepared = prepare_recorded(ctx.settings, model, formulas, target)
+    # A rollback stopped midway is resumed by the same command (another release's
+    # stopped apply is named, and nothing is changed).
+    journal = unfinished(prepared)
     start = time.monotonic()
-    with model_at(model.root, rev, ctx.settings.cache_dir) as (old, source):
-        formulas = ctx.formulas(old)
-        prepared = prepare(ctx.settings, old, formulas, source)
-        if prepared.desired.release.id != target:
-            raise SalineError(
-                f"the model at {rev[:12]} gives release {prepared.desired.release.id}, not "
-                f"{target} (it was applied from uncommitted changes, or with other "
-                "formulas): put the model back as it was and run `saline apply`"
-            )
-        plan = prepared.plan
-        if args.format == "text":
-            ctx.out.write(plan_text(plan))
-        if plan.empty:
-            return 0
-        _confirm(ctx, args.yes)
-        outcomes = execute(
-            prepared, ctx.settings, formulas, [s.as_dict() for s in plan.steps], progress
-        )
+    if journal is not None:
+        progress(f"resuming the rollback to release {target} stopped midway")
+        execute(prepared, ctx.settings, formulas, [], progress, journal)
+        print(f"rolled back to release {target} (resumed)", file=ctx.err)
+        return 0
+    plan = prepared.plan
+    if args.format == "text":
+        color = ctx.settings.color and getattr(ctx.out, "isatty", lambda: False)()
+        ctx.out.write(plan_text(plan, color=color))
+    if plan.empty:
+        if args.format == "json":
+            ctx.emit({"release": target, "seconds": 0.0, "steps": []}, "json")
+        return 0
+    _confirm(ctx, args.yes)
+    outcomes = execute(
+        prepared, ctx.settings, formulas, [s.as_dict() for s in plan.steps], progress
+    )
     took = time.monotonic() - start
     if args.format == "json":
         ctx.emit(
@@ -257,8 +254,9 @@ def register(sub: Any) -> None:
         "rollback",
         "go back to an earlier release of the stack",
         "Plan and apply the way back to RELEASE (default: the one applied before the "
-        "current one; `saline releases` lists them): the model at the git commit that "
-        "release was applied from, rolled out like any change.",
+        "current one; `saline releases` lists them): the instances, images and pillars "
+        "recorded when it was applied (not git), rolled out like any change. Run it "
+        "again to resume one stopped midway.",
         cmd_rollback,
     )
     b.add_argument("release", nargs="?", metavar="RELEASE")

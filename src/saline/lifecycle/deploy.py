@@ -21,9 +21,10 @@ from ..errors import SalineError
 from ..formulas import FormulaSet
 from ..images import build_images
 from ..model import Model
-from ..release import Instance
+from ..release import Instance, Release
+from ..runtime.podman import Podman
 from ..settings import Settings
-from ..stack import Stack, StepResult, load_stack, up, write_stack
+from ..stack import Stack, StepResult, default_project, load_stack, up, write_stack
 from .apply import Engine, StepOutcome
 from .desired import Desired, desired_release
 from .journal import Journal
@@ -54,8 +55,37 @@ class Prepared:
 def prepare(
     settings: Settings, model: Model, formulas: FormulaSet, source: dict[str, str] | None
 ) -> Prepared:
+    """The model's release against what runs."""
     desired = desired_release(model, formulas, source, settings.cache_dir)
-    stack = load_stack(model, formulas, settings.stack, settings.state_dir, desired.release)
+    return prepare_desired(settings, formulas, desired)
+
+
+def prepare_recorded(
+    settings: Settings, model: Model, formulas: FormulaSet, release_id: str
+) -> Prepared:
+    """A recorded release (a rollback) against what runs: its instances, images and
+    pillars as recorded; ``model`` gives the stack's nodes and addresses."""
+    project = settings.stack or default_project(model)
+    records = Records(os.path.join(settings.state_dir, "stacks", project))
+    release, pillars = records.load(release_id)
+    if not pillars:
+        raise RecordError(
+            f"release {release_id} has no recorded pillars ({records.pillars}): saline "
+            "cannot run it again; put the model back as it was and run `saline apply`"
+        )
+    return prepare_desired(settings, formulas, Desired(release, pillars, model, recorded=True))
+
+
+def prepare_desired(settings: Settings, formulas: FormulaSet, desired: Desired) -> Prepared:
+    model = desired.model
+    stack = load_stack(
+        model,
+        formulas,
+        settings.stack,
+        settings.state_dir,
+        desired.release,
+        desired.pillars if desired.recorded else None,
+    )
     records = Records(stack.directory)
     current = observe(stack, records)
     plan = make_plan(desired.release, current, formulas, desired.pillars, desired.locate)
@@ -102,7 +132,10 @@ def execute(
     """Run ``steps`` (or resume ``journal``); record the release and its outcome."""
     desired, stack, records = prepared.desired, prepared.stack, prepared.records
     release = desired.release
-    build_images(desired.model, formulas, settings, push=False, progress=progress)
+    if desired.recorded:
+        _check_images(release, settings)
+    else:
+        build_images(desired.model, formulas, settings, push=False, progress=progress)
     records.save(release, desired.pillars)
     write_stack(stack, desired.model.root, point_instances=False)
     if journal is None:
@@ -121,6 +154,20 @@ def execute(
     records.applied(release, "applied")
     journal.close("applied")
     return outcomes
+
+
+def _check_images(release: Release, settings: Settings) -> None:
+    """A recorded release runs the images it was made with: they must still be here."""
+    podman = Podman.for_state(settings.state_dir)
+    refs = [f"localhost/{i.image}:{i.image_tag}" for i in release.instances]
+    if release.node_image:
+        refs.append(f"localhost/{release.node_image}")
+    missing = [r for r in dict.fromkeys(refs) if not podman.image_exists(r)]
+    if missing:
+        raise SalineError(
+            f"release {release.id} runs images that are no longer here: {', '.join(missing)}. "
+            "Rebuild them from the model it came from (git checkout, then `saline build`)."
+        )
 
 
 def rollback_target(records: Records, wanted: str | None) -> str:

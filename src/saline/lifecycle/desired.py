@@ -26,15 +26,20 @@ from ..runtime import git
 
 @dataclass(frozen=True)
 class Desired:
-    """A release and the model it came from."""
+    """A release and the model it came from. A ``recorded`` release (a rollback) was
+    made from an earlier model: ``model`` is today's, which only gives the stack's
+    shape (nodes and addresses); its values and images are the record's."""
 
     release: Release
     pillars: dict[str, dict[str, Any]]
     model: Model
+    recorded: bool = False
 
     def locate(self, node: str, key: str) -> tuple[str | None, str | None]:
         """Where ``key`` of ``node`` is set (file:line), and for a value taken from a
         reference, where the value it points at is set."""
+        if self.recorded:
+            return None, None  # today's model files say nothing of an earlier release
         try:
             found = explain(self.model, node, key)
         except SalineError:

@@ -338,6 +338,18 @@ def plan_stack(
                             locate(on.name, tuple(path.split(":"))),
                         )
 
+    def image_of(service: str, node: str, kind: str) -> str:
+        """The release's image for the instance (or its tasks), else the formulas': the
+        same unless the release is a recorded one (a rollback)."""
+        found = release.instance(f"{service}@{node}") if release is not None else None
+        if found is not None:
+            return f"localhost/{found.image}:{found.image_tag}"
+        return images[service]
+
+    node_image = images["base"]
+    if release is not None and release.node_image:
+        node_image = f"localhost/{release.node_image}"
+
     steps: list[Step] = []
     doc_services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
@@ -392,7 +404,7 @@ def plan_stack(
     for n in nodes:
         steps.append(Step(n.short, "node", n.name, None, ()))
         doc_services[n.short] = {
-            "image": images["base"],
+            "image": node_image,
             "command": ["sleep", "infinity"],
             "hostname": n.short,
             "networks": {NETWORK: {"ipv4_address": n.address}},
@@ -434,7 +446,7 @@ def plan_stack(
                 mounts: list[str] = mounts,
                 labels: dict[str, str] = labels,
             ) -> dict[str, Any]:
-                c: dict[str, Any] = {"image": images[inst.name]}
+                c: dict[str, Any] = {"image": image_of(inst.name, n.name, kind)}
                 if command:
                     c["command"] = command
                 c["network_mode"] = f"service:{n.short}"
