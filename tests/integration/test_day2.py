@@ -38,17 +38,7 @@ from saline.runtime.podman import Podman
 from saline.runtime.registry import LocalRegistry
 from tools import require_tools
 
-# Written with the apply engine, not yet run end to end against a stack: the runner's
-# podman side (drain, swap, gate, restore through haproxy and podman-compose) is
-# unit-tested with a fake runner only. Run it with SALINE_E2E_DAY2=1 until it passes,
-# then drop this gate (issue 10).
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not os.environ.get("SALINE_E2E_DAY2"),
-        reason="day-2 end to end not yet passing: set SALINE_E2E_DAY2=1 to run it",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "saline-day2"
@@ -184,6 +174,29 @@ def token_lifetime(env: dict[str, str]) -> float:
         return time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S"))
 
     return ts(token["expires_at"]) - ts(token["issued_at"])
+
+
+def test_apply_and_rollback_refuse_a_stack_that_is_not_running(
+    tmp_path: Path, podman: Podman
+) -> None:
+    env = {
+        **os.environ,
+        "SALINE_STATE_DIR": str(tmp_path / "state"),
+        "SALINE_MODEL": str(REPO / "examples" / "openstack"),
+        "SALINE_STACK": "saline-day2-stopped",
+        "NO_COLOR": "1",
+    }
+    for args in (("apply", "--yes"), ("rollback", "--yes")):
+        done = saline(env, *args)
+        assert done.returncode == 1, done.stdout + done.stderr
+        if args[0] == "apply":
+            assert "stack saline-day2-stopped is not running: start it with `saline up`" in (
+                done.stderr
+            )
+        else:  # nothing was ever applied there
+            assert "no earlier release to roll back to" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert podman.containers("io.podman.compose.project=saline-day2-stopped") == []
 
 
 def test_nothing_changed_plans_nothing(cloud: Cloud) -> None:

@@ -39,6 +39,10 @@ class StalePlanError(SalineError):
     """A saved plan made against another model or another running state."""
 
 
+class StackNotRunning(SalineError):
+    """apply or rollback on a stack with no running instance."""
+
+
 @dataclass
 class Prepared:
     desired: Desired
@@ -88,6 +92,13 @@ def prepare_desired(settings: Settings, formulas: FormulaSet, desired: Desired) 
     )
     records = Records(stack.directory)
     current = observe(stack, records)
+    if not current.digests:
+        # apply changes a running cloud one instance at a time; a stopped one has nothing
+        # to drain or to keep serving, and starting it is `saline up`'s job.
+        raise StackNotRunning(
+            f"stack {stack.plan.project} is not running: start it with `saline up` "
+            "(apply and rollback change a running stack); nothing was changed"
+        )
     plan = make_plan(desired.release, current, formulas, desired.pillars, desired.locate)
     return Prepared(desired, stack, records, current, plan)
 
