@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import SalineError
 from ..runtime.process import terminate_all
 from ..settings import Settings, resolve
-from . import day2, host, images, model, render, stack
+from . import day2, host, images, kube, model, render, stack
 from .common import Command, Context
 
 #: Exit codes scripts can rely on (docs/cli.md).
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.register(sub)
     images.register(sub)
     stack.register(sub)
+    kube.register(sub)
     return parser
 
 

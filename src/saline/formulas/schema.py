@@ -124,6 +124,21 @@ class ApiCheck(_Strict):
     timeout: float = Field(default=30.0, gt=0)
 
 
+#: Kubernetes quantities: CPU in cores or millicores (``0.5``, ``250m``), memory in bytes
+#: with an optional suffix (``128Mi``, ``1Gi``, ``500M``).
+_CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
+_MEMORY = r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+
+class Resources(_Strict):
+    """What one instance needs to run: on Kubernetes its resource requests (the scheduler
+    places pods by them; no limits, so a busy service is never throttled or killed for
+    its size). Default: a small service."""
+
+    cpu: Annotated[str, Field(pattern=_CPU)] = "50m"
+    memory: Annotated[str, Field(pattern=_MEMORY)] = "64Mi"
+
+
 class BootstrapTask(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     states: list[str] = Field(min_length=1)
@@ -177,6 +192,13 @@ class Service(_Strict):
     #: Data that outlives the container: volume name -> absolute path in the container.
     #: The service's bootstrap tasks mount the same volumes.
     volumes: dict[Annotated[str, Field(pattern=_NAME.pattern)], str] = {}
+    #: True: each instance keeps its own data and identity (a database server, a queue
+    #: node): on Kubernetes a StatefulSet with a volume per replica. False (default):
+    #: instances are interchangeable and share the service's volumes (glance's file
+    #: store): on Kubernetes a Deployment whose replicas mount one volume claim.
+    stateful: bool = False
+    #: What one instance needs (Kubernetes resource requests).
+    resources: Resources = Resources()
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
