@@ -112,10 +112,12 @@ def test_drain_maint_ready_send_one_command_each() -> None:
     hap.drain("api", "be1.local")
     hap.maint("api", "be2.local")
     hap.ready("api", "be1.local")
+    hap.health_up("api", "be1.local")
     assert fake.calls == [
         ["set", "server", "api/be1.local", "state", "drain"],
         ["set", "server", "api/be2.local", "state", "maint"],
         ["set", "server", "api/be1.local", "state", "ready"],
+        ["set", "server", "api/be1.local", "health", "up"],
     ]
 
 
@@ -349,7 +351,7 @@ def test_uwsgi_reload_waits_for_new_workers_with_the_app(
         fake.close()
     assert os.read(reader, 10) == b"c"  # chain reload
     os.close(reader)
-    assert "uwsgi reloaded: 2 new worker(s) serving" in capsys.readouterr().out
+    assert "uwsgi reloaded: 2 of 2 new worker(s) serving" in capsys.readouterr().out
 
 
 def test_uwsgi_reload_without_a_master_fails_at_once(

@@ -97,12 +97,13 @@ class Builder:
         # naming another registry never rebuilds anything; pushes copy to REGISTRY/...
         by_name = {s.name: s for s in specs}
         results = []
+        have = self.podman.local_images()  # one listing: a no-op build asks nothing else
         for spec in specs:
             local = spec.ref(None)
             remote = spec.ref(self.registry) if self.registry else local
             t = time.monotonic()
             in_registry: bool | None = None  # not asked yet
-            if self.podman.image_exists(local):
+            if local in have:
                 status = "cached"
             elif self.registry and (in_registry := self.podman.remote_exists(remote)):
                 self.podman.pull(remote)
@@ -119,7 +120,7 @@ class Builder:
             if push and self.registry and not in_registry:
                 self.podman.push(local, remote)
                 pushed = True
-            size = self.podman.image_size(local) / 1e6
+            size = (have[local] if status == "cached" else self.podman.image_size(local)) / 1e6
             r = BuildResult(spec.name, remote, status, time.monotonic() - t, size, pushed)
             self.progress(
                 f"{spec.name:<12} {status:<7} {r.seconds:6.1f}s {r.size_mb:7.1f} MB"

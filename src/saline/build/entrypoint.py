@@ -27,12 +27,20 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       server-state-file, SIGUSR2 to the master, and wait
                                       until a new worker answers; exit 1 (and nothing
                                       reloaded) when the configuration is invalid
-  saline-entrypoint uwsgi-reload FIFO STATS [TIMEOUT]
+  saline-entrypoint uwsgi-reload [--graceful] FIFO STATS [TIMEOUT]
                                       a chain reload of a uwsgi service (lazy-apps): 'c'
                                       to its master FIFO, so its workers are replaced one
                                       at a time (each loads the app, and so the config,
                                       anew; one always serves), then wait until its stats
-                                      socket shows only new workers with the app loaded
+                                      socket shows only new workers with the app loaded;
+                                      --graceful: 'r', every worker at once (for a
+                                      drained instance: as fast as a restart)
+
+The pillar may come in two parts (Kubernetes keeps secrets apart from config):
+$SALINE_PILLAR without the secret values, and $SALINE_PILLAR_SECRETS, a JSON object
+mapping JSON Pointers (RFC 6901, ``/keystone/server/database/password``) to the values
+that go there; each path must exist in the pillar (it holds a placeholder). The merged
+pillar is what Salt sees, so configure runs the same on every runtime.
 
 Before run, configure and bootstrap, the entrypoint waits until every ``host:port`` in
 $SALINE_WAIT_FOR (comma-separated) accepts connections and every marker in
@@ -70,6 +78,7 @@ FORMULAS = "/srv/saline/formulas"
 TASK_MARKS = "/run/saline/tasks"
 SERVICE_JSON = "/etc/saline/service.json"
 PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
+PILLAR_SECRETS = os.environ.get("SALINE_PILLAR_SECRETS", "")
 
 
 def log(msg: str) -> None:
@@ -224,6 +233,41 @@ def sourceless(site: str) -> None:
                 os.remove(source)
 
 
+def _pointer(path: str) -> list[str]:
+    """The keys of a JSON Pointer (RFC 6901): ``/a~1b/0`` -> ``["a/b", "0"]``."""
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r} is not a JSON Pointer (it starts with '/')")
+    return [k.replace("~1", "/").replace("~0", "~") for k in path[1:].split("/")]
+
+
+def overlay_secrets(data: object, secrets: object) -> object:
+    """``data`` (the pillar) with each value of ``secrets`` (JSON Pointer -> value) put at
+    its path, which must exist (the pillar holds a placeholder there): a path that does
+    not is a mismatch between the two files, never a new key. Raises ValueError naming
+    the path, never the value."""
+    if not isinstance(secrets, dict):
+        raise ValueError("the secrets file is not a JSON object of path: value")
+    for path, value in sorted(secrets.items()):
+        keys = _pointer(str(path))
+        parent: object = None
+        node = data
+        for key in keys:
+            parent = node
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                raise ValueError(f"{path} is not in the pillar")
+        if isinstance(parent, dict):
+            parent[keys[-1]] = value
+        elif isinstance(parent, list):
+            parent[int(keys[-1])] = value
+        else:
+            raise ValueError(f"{path!r} names the whole pillar, not a value in it")
+    return data
+
+
 def write_pillar(work: str) -> str:
     """Pillar roots in a private tmpfs folder from the mounted JSON file."""
     if not os.path.exists(PILLAR):
@@ -231,6 +275,14 @@ def write_pillar(work: str) -> str:
         sys.exit(2)
     with open(PILLAR) as fh:
         data = json.load(fh)
+    if PILLAR_SECRETS:
+        try:
+            with open(PILLAR_SECRETS) as fh:
+                secrets = json.load(fh)
+            data = overlay_secrets(data, secrets)
+        except (OSError, ValueError) as e:
+            log(f"cannot merge the secrets of {PILLAR_SECRETS} into the pillar: {e}")
+            sys.exit(2)
     pdir = os.path.join(work, "pillar")
     os.makedirs(pdir, mode=0o700)
     with open(os.path.join(pdir, "top.sls"), "w") as fh:
@@ -387,8 +439,13 @@ UWSGI_APPLESS_SECONDS = 20.0
 
 def uwsgi_reload(argv: list[str]) -> int:
     """``saline-entrypoint uwsgi-reload FIFO STATS [TIMEOUT]`` (see the module's docstring)."""
+    # --graceful: every worker at once ('r'), for an instance no request reaches (apply
+    # drained it first): as fast as a restart, where a chain reload loads one worker
+    # after the other. uwsgi's master keeps the socket either way.
+    graceful = argv[:1] == ["--graceful"]
+    argv = argv[1:] if graceful else argv
     if len(argv) not in (2, 3):
-        log("usage: uwsgi-reload FIFO STATS [TIMEOUT]")
+        log("usage: uwsgi-reload [--graceful] FIFO STATS [TIMEOUT]")
         return 2
     fifo, stats = argv[0], argv[1]
     timeout = float(argv[2]) if len(argv) > 2 else 300.0
@@ -397,7 +454,7 @@ def uwsgi_reload(argv: list[str]) -> int:
         # O_NONBLOCK: fails at once (ENXIO) instead of hanging when no master reads it.
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         try:
-            os.write(fd, b"c")
+            os.write(fd, b"r" if graceful else b"c")
         finally:
             os.close(fd)
     except (OSError, ValueError, KeyError) as e:
@@ -417,12 +474,13 @@ def uwsgi_reload(argv: list[str]) -> int:
         except (OSError, ValueError, KeyError):
             continue  # the master is busy respawning
         fresh = [w for w in workers if w["pid"] not in before]
-        if (
-            workers
-            and len(fresh) == len(workers)
-            and all(w.get("apps") and w.get("status") in ("idle", "busy") for w in workers)
-        ):
-            print(f"uwsgi reloaded: {len(workers)} new worker(s) serving")
+        serving = [w for w in fresh if w.get("apps") and w.get("status") in ("idle", "busy")]
+        # Done when every worker is new and serves, after a graceful reload too: the
+        # first new one would answer with the new config already, but uwsgi loses a
+        # chain reload sent while a worker is still loading (seen here: it waited for
+        # ever), so a reload never returns with one in flight.
+        if workers and len(fresh) == len(workers) and len(serving) == len(workers):
+            print(f"uwsgi reloaded: {len(serving)} of {len(workers)} new worker(s) serving")
             return 0
         for w in workers:
             count = int(str(w.get("respawn_count", 0)))

@@ -173,7 +173,8 @@ def _check_images(release: Release, settings: Settings) -> None:
     refs = [f"localhost/{i.image}:{i.image_tag}" for i in release.instances]
     if release.node_image:
         refs.append(f"localhost/{release.node_image}")
-    missing = [r for r in dict.fromkeys(refs) if not podman.image_exists(r)]
+    have = podman.local_images()
+    missing = [r for r in dict.fromkeys(refs) if r not in have]
     if missing:
         raise SalineError(
             f"release {release.id} runs images that are no longer here: {', '.join(missing)}. "

@@ -145,6 +145,10 @@ class StackRunner:
     def ready(self, key: str) -> None:
         for h, backend, server in self._targets(key):
             h.ready(backend, server)
+            # The engine calls ready only after the gate passed (health and a real API
+            # call through the instance) or on the instance it restored, which served
+            # before: haproxy need not wait for `rise` checks of its own.
+            h.health_up(backend, server)
             h.wait_up(backend, server, UP_TIMEOUT)
 
     def swap(self, key: str, new: Instance) -> None:

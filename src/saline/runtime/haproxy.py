@@ -170,14 +170,14 @@ class HAProxy:
             raise HAProxyError(f"haproxy backend {backend} has no server {server!r} ({have})")
         return servers[server]
 
-    def _set_state(self, backend: str, server: str, state: str) -> None:
+    def _set_state(self, backend: str, server: str, state: str, what: str = "state") -> None:
         for name in (backend, server):
             if not name or "/" in name:
                 raise HAProxyError(f"haproxy: {name!r} is not one word of a runtime API command")
-        answer = self.command("set", "server", f"{backend}/{server}", "state", state)
+        answer = self.command("set", "server", f"{backend}/{server}", what, state)
         if answer.strip():  # haproxy answers nothing when it did it
             raise HAProxyError(
-                f"haproxy: set server {backend}/{server} state {state}: {answer.strip()}"
+                f"haproxy: set server {backend}/{server} {what} {state}: {answer.strip()}"
             )
 
     def drain(self, backend: str, server: str) -> None:
@@ -191,6 +191,13 @@ class HAProxy:
     def ready(self, backend: str, server: str) -> None:
         """Back in service (from drain or maint); see :meth:`wait_up`."""
         self._set_state(backend, server, "ready")
+
+    def health_up(self, backend: str, server: str) -> None:
+        """Count the server UP now, without waiting for haproxy's own checks to pass
+        ``rise`` times: for a server that just passed a stricter check of its own (apply's
+        gate: health and a real API call). haproxy's checks go on and take it down
+        again if it fails them."""
+        self._set_state(backend, server, "up", what="health")
 
     def _wait(
         self,

@@ -182,6 +182,16 @@ class Podman:
             raise PodmanError(done.argv, done.returncode, done.stdout, done.stderr)
         return done
 
+    def local_images(self) -> dict[str, int]:
+        """Every image of the store by name (``localhost/saline/keystone:TAG``) with its
+        size: one command where asking image by image takes two each."""
+        out = self._run(["images", "--format", "json"]).stdout
+        found: dict[str, int] = {}
+        for image in json.loads(out or "[]"):
+            for name in image.get("Names") or []:
+                found[str(name)] = int(image.get("Size") or 0)
+        return found
+
     def image_exists(self, ref: str) -> bool:
         return self._run(["image", "exists", ref], check=False).returncode == 0
 
