@@ -656,3 +656,10 @@ def test_formula_resources_are_strict(resources: dict[str, Any], message: str) -
     with pytest.raises(ValidationError, match=message):
         Resources.model_validate(resources)
     assert Resources.model_validate({"cpu": "0.5", "memory": "1Gi"}).cpu == "0.5"
+
+
+def test_the_cli_offers_the_access_modes_the_manifests_accept() -> None:
+    from saline.cli import kube
+    from saline.manifests import kubernetes
+
+    assert kube.ACCESS_MODES == kubernetes.ACCESS_MODES

@@ -1,1 +1,2 @@
-"""Documents derived from a model: compose files for local stacks. Pure."""
+"""Documents derived from a release: compose files for local stacks, Kubernetes objects.
+Pure."""
