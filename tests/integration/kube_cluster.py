@@ -56,7 +56,10 @@ def host_leftovers(before: dict[str, str], absent: list[str]) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the cluster's kube-proxy rules share the filter and nat
+# tables with podman's networks, so it goes down before the podman-stack tests that come
+# after its module run.
+@pytest.fixture(scope="module")
 def kube_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """saline's registry (Debian's docker-registry, as ``saline registry start`` runs it)
     on a free port: HOST:PORT."""
@@ -68,7 +71,7 @@ def kube_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     registry.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube_cluster(kube_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The cluster's admin kubeconfig; the cluster pulls from ``kube_registry``."""
     require_tools(*TOOLS)
