@@ -42,11 +42,12 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
         formulas = ctx.formulas(model)
         desired = desired_release(model, formulas, source, cache)
         if args.from_rev is not None:
-            with model_at(root, args.from_rev, cache) as (old_model, old_source):
-                before = desired_release(old_model, ctx.formulas(old_model), old_source, cache)
-            current = Current.of_release(
-                before.release, before.pillars, f"revision {args.from_rev}"
+            from ..lifecycle.revisions import release_at
+
+            before, pillars = release_at(
+                root, args.from_rev, cache, ctx.settings.formulas, ctx.formulas
             )
+            current = Current.of_release(before, pillars, f"revision {args.from_rev}")
         else:
             current = observe_stack(ctx.settings, model, formulas)
         plan = make_plan(desired.release, current, formulas, desired.pillars, desired.locate)

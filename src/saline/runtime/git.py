@@ -29,6 +29,13 @@ def revision(root: str, rev: str) -> str:
     return _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
 
 
+def commit_tree(root: str, rev: str) -> tuple[str, str]:
+    """The full commit id of ``rev`` and the id of its whole tree: what a model exported
+    from that revision is made of (a link to elsewhere in the repository included)."""
+    commit = revision(root, rev)
+    return commit, _git(root, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}")
+
+
 def head(root: str) -> str | None:
     """The commit checked out where ``root`` is, or None outside a git repository."""
     try:
