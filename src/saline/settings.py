@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,9 @@ PROJECT_FILE = "saline.toml"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
-TARGETS = ("compose",)
+TARGETS = ("compose", "kubernetes")
+#: Kubernetes' access modes for a volume every replica of a Deployment mounts.
+ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 
 #: Keys a project file may set, with what each must be.
 _PROJECT_KEYS: dict[str, str] = {
@@ -42,6 +44,12 @@ _PROJECT_KEYS: dict[str, str] = {
     "cache_dir": "a folder",
     "debian_mirror": "a URL",
     "debian_security_mirror": "a URL",
+    "kubeconfig": "a file",
+    "kube_context": "a context name",
+    "kube_namespace": "a namespace",
+    "kube_registry": "HOST:PORT",
+    "kube_storage_class": "a StorageClass name",
+    "kube_shared_access_mode": "one of " + ", ".join(ACCESS_MODES),
 }
 
 
@@ -54,6 +62,25 @@ class DebianMirrors:
     archive: str = DEFAULT_DEBIAN_MIRROR
     #: The archive for -security.
     security: str = DEFAULT_DEBIAN_SECURITY
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """Where and how ``--target kubernetes`` runs the model (docs/configuration.md)."""
+
+    #: The kubeconfig file; None: ``~/.kube/config`` (the CLI resolves it).
+    kubeconfig: str | None = None
+    #: Its context; None: the file's current context.
+    context: str | None = None
+    #: The namespace; None: the stack's name (else the model folder's), made a DNS label.
+    namespace: str | None = None
+    #: The registry the cluster pulls saline's images from (HOST:PORT); None: the
+    #: registry images are pushed to (right when the cluster's nodes are this machine).
+    registry: str | None = None
+    #: The StorageClass of every volume claim; None: the cluster's default class.
+    storage_class: str | None = None
+    #: Access mode of a volume every replica of a Deployment mounts (glance's store).
+    shared_access_mode: str = ACCESS_MODES[0]
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,8 @@ class Settings:
     color: bool = True
     #: The project file that was read, if any.
     project_file: str | None = None
+    #: Kubernetes (``--target kubernetes``).
+    kube: KubeSettings = field(default_factory=KubeSettings)
 
     @property
     def logs_dir(self) -> str:
@@ -136,7 +165,9 @@ def read_project_file(path: str) -> dict[str, Any]:
             raise SettingsError(f"must be {want} (a non-empty string)", where)
         if key == "target" and value not in TARGETS:
             raise SettingsError(f"must be {want}, not {value!r}", where)
-        if key in ("model", "state_dir", "cache_dir"):
+        if key == "kube_shared_access_mode" and value not in ACCESS_MODES:
+            raise SettingsError(f"must be {want}, not {value!r}", where)
+        if key in ("model", "state_dir", "cache_dir", "kubeconfig"):
             value = os.path.join(folder, os.path.expanduser(value))
         out[key] = value
     return out
@@ -185,6 +216,8 @@ def resolve(
             base = os.path.join(xdg, "saline")
         cache_dir = os.path.join(base, "model-files")
 
+    kube = _kube(flags, environ, pick)
+
     return Settings(
         model=os.path.abspath(model) if model else None,
         formulas=tuple(os.path.abspath(f) for f in formulas),
@@ -201,4 +234,33 @@ def resolve(
         debug=bool(environ.get("SALINE_DEBUG")),
         color=not environ.get("NO_COLOR"),
         project_file=project_file,
+        kube=kube,
+    )
+
+
+def _kube(
+    flags: Mapping[str, Any], environ: Mapping[str, str], pick: Callable[[str, str | None], Any]
+) -> KubeSettings:
+    """The Kubernetes settings: flags (``kubeconfig``, ``kube_context``, ...), then
+    ``SALINE_KUBE*`` variables (the kubeconfig also from ``KUBECONFIG``, as kubectl),
+    then saline.toml."""
+    kubeconfig = pick("kubeconfig", "SALINE_KUBECONFIG")
+    if not kubeconfig and environ.get("KUBECONFIG"):
+        kubeconfig = environ["KUBECONFIG"]
+        if os.pathsep in kubeconfig.strip(os.pathsep):
+            raise SettingsError(
+                f"KUBECONFIG={kubeconfig}: saline reads one kubeconfig file, not a list: "
+                "name it with --kubeconfig FILE or SALINE_KUBECONFIG"
+            )
+        kubeconfig = kubeconfig.strip(os.pathsep)
+    mode = pick("kube_shared_access_mode", "SALINE_KUBE_SHARED_ACCESS_MODE") or ACCESS_MODES[0]
+    if mode not in ACCESS_MODES:
+        raise SettingsError(f"shared access mode {mode!r}: one of {', '.join(ACCESS_MODES)}")
+    return KubeSettings(
+        kubeconfig=os.path.abspath(os.path.expanduser(kubeconfig)) if kubeconfig else None,
+        context=pick("kube_context", "SALINE_KUBE_CONTEXT") or None,
+        namespace=pick("kube_namespace", "SALINE_KUBE_NAMESPACE") or None,
+        registry=pick("kube_registry", "SALINE_KUBE_REGISTRY") or None,
+        storage_class=pick("kube_storage_class", "SALINE_KUBE_STORAGE_CLASS") or None,
+        shared_access_mode=mode,
     )

@@ -340,3 +340,112 @@ def test_a_model_command_leaves_the_cycle_collector_as_it_found_it(
     assert gc.isenabled()
     code, _, _ = run(capsys, "model", "nodes", "--model", EXAMPLE)
     assert code == 0 and gc.isenabled()
+
+
+# -- --target kubernetes --------------------------------------------------------------------
+
+KUBE_EXAMPLE = str(Path(EXAMPLE).parent / "openstack-kubernetes")
+KUBE_COMMANDS = (
+    "plan",
+    "apply",
+    "rollback",
+    "releases",
+    "status",
+    "down",
+    "logs",
+    "openrc",
+    "smoke",
+)
+
+
+def test_the_kubernetes_commands_take_the_cluster_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in KUBE_COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([command, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        for option in ("--target {compose,kubernetes}", "--kubeconfig FILE", "--context NAME"):
+            assert option in out, (command, option)
+        assert "--namespace NS" in out and "--kube-registry HOST:PORT" in out
+    for command in ("apply", "rollback"):
+        main_help = subprocess.run(
+            [str(Path(sys.executable).parent / "saline"), command, "--help"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "--timeout SECONDS" in main_help
+
+
+def test_compose_only_commands_say_what_to_use_on_kubernetes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "up", "--target", "kubernetes", "--model", KUBE_EXAMPLE)
+    assert code == 2
+    assert err == (
+        "error: `saline up` is for the compose stack (the target is kubernetes): on "
+        "Kubernetes `saline apply --target kubernetes` creates and changes everything\n"
+    )
+    code, _, err = run(capsys, "compose", "--target", "kubernetes", "--model", KUBE_EXAMPLE)
+    assert code == 2 and "saline manifests --target kubernetes" in err
+
+
+def test_kubernetes_mistakes_are_one_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    missing = str(tmp_path / "nope")
+    base = ("--target", "kubernetes", "--model", KUBE_EXAMPLE)
+    code, out, err = run(capsys, "status", *base, "--kubeconfig", missing)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {missing}: no such kubeconfig file")
+    assert len(err.strip().splitlines()) == 1
+    # A server that does not answer.
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "here", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "here",
+            }
+        )
+    )
+    code, _, err = run(capsys, "down", *base, "--kubeconfig", str(config))
+    assert code == 1
+    assert err.startswith("error: no Kubernetes API server answers at https://127.0.0.1:9")
+    code, _, err = run(capsys, "status", *base, "--kubeconfig", str(config), "--context", "x")
+    assert code == 1 and "no context 'x' (it has: here)" in err
+    # A namespace Kubernetes would refuse, before anything is compiled or connected.
+    code, _, err = run(capsys, "status", *base, "--kubeconfig", str(config), "--namespace", "A_b")
+    assert code == 2 and err.startswith("error: namespace 'A_b': at most 63 lowercase")
+    # --from is a comparison of two revisions: no cluster in it.
+    code, _, err = run(capsys, "plan", *base, "--kubeconfig", str(config), "--from", "HEAD")
+    assert code == 2 and "--from compares two revisions" in err
+
+
+def test_releases_on_kubernetes_need_no_cluster(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALINE_STATE_DIR", str(tmp_path / "state"))
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://10.1.2.3:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "here", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "here",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    code, out, _ = run(capsys, "releases", "--target", "kubernetes", "--model", KUBE_EXAMPLE)
+    assert code == 0
+    assert out == (
+        "namespace openstack-kubernetes at https://10.1.2.3:6443: no release recorded yet "
+        "(`saline apply` records one)\n"
+    )

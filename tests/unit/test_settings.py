@@ -102,3 +102,52 @@ def test_the_repository_ships_a_project_file_naming_the_example() -> None:
     s = resolve(NO_FLAGS, {"HOME": "/h"}, str(root / "docs"))
     assert s.project_file == str(root / "saline.toml")
     assert s.model == str(root / "examples" / "openstack")
+
+
+# -- Kubernetes -----------------------------------------------------------------------------
+
+
+def test_kubernetes_settings_flags_environment_file(tmp_path: Path) -> None:
+    from saline.settings import KubeSettings
+
+    assert resolve(NO_FLAGS, {"HOME": "/h"}, str(tmp_path)).kube == KubeSettings()
+    (tmp_path / "saline.toml").write_text(
+        'target = "kubernetes"\nkubeconfig = "cluster/admin.conf"\nkube_context = "prod"\n'
+        'kube_namespace = "cloud"\nkube_registry = "reg.example:5000"\n'
+        'kube_storage_class = "fast"\nkube_shared_access_mode = "ReadWriteOnce"\n'
+    )
+    s = resolve(NO_FLAGS, {"HOME": "/h", "KUBECONFIG": "/ambient"}, str(tmp_path))
+    assert s.target == "kubernetes"
+    # The project's file names its kubeconfig (relative to it): over the ambient one.
+    assert s.kube == KubeSettings(
+        kubeconfig=str(tmp_path / "cluster" / "admin.conf"),
+        context="prod",
+        namespace="cloud",
+        registry="reg.example:5000",
+        storage_class="fast",
+        shared_access_mode="ReadWriteOnce",
+    )
+    env = {"HOME": "/h", "SALINE_KUBECONFIG": "/k", "SALINE_KUBE_NAMESPACE": "env-ns"}
+    s = resolve(NO_FLAGS, env, str(tmp_path))
+    assert (s.kube.kubeconfig, s.kube.namespace, s.kube.context) == ("/k", "env-ns", "prod")
+    s = resolve({"kube_namespace": "flag-ns", "kubeconfig": "/f"}, env, str(tmp_path))
+    assert (s.kube.kubeconfig, s.kube.namespace) == ("/f", "flag-ns")
+
+
+def test_kubeconfig_from_kubeconfig_is_one_file(tmp_path: Path) -> None:
+    s = resolve(NO_FLAGS, {"HOME": "/h", "KUBECONFIG": "/a/config"}, str(tmp_path))
+    assert s.kube.kubeconfig == "/a/config"
+    with pytest.raises(SettingsError, match="saline reads one kubeconfig file, not a list"):
+        resolve(NO_FLAGS, {"HOME": "/h", "KUBECONFIG": "/a:/b"}, str(tmp_path))
+
+
+def test_a_wrong_access_mode_is_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match="shared access mode 'RWX'"):
+        resolve(NO_FLAGS, {"HOME": "/h", "SALINE_KUBE_SHARED_ACCESS_MODE": "RWX"}, str(tmp_path))
+    (tmp_path / "saline.toml").write_text('kube_shared_access_mode = "RWX"\n')
+    with pytest.raises(SettingsError) as e:
+        resolve(NO_FLAGS, {"HOME": "/h"}, str(tmp_path))
+    assert str(e.value).startswith("saline.toml:1, key kube_shared_access_mode: must be one of")

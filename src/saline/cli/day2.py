@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ..errors import SalineError
+from . import kube
 from .common import (
     Context,
     add_format,
@@ -32,6 +33,8 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _plan(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_plan(args, ctx)
     from ..lifecycle.desired import desired_release, model_at
     from ..lifecycle.plan import Current, make_plan, plan_text
     from ..lifecycle.records import observe_stack, write_plan
@@ -81,6 +84,8 @@ def _confirm(ctx: Context, yes: bool) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_apply(args, ctx)
     from ..lifecycle.deploy import check_plan_file, execute, prepare, unfinished
     from ..lifecycle.desired import model_at
     from ..lifecycle.plan import plan_text
@@ -140,6 +145,8 @@ def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
     """Back to a recorded release: its instances, images and pillars as they were
     recorded when it was applied, planned and applied like any change. Today's model
     gives only the stack's shape (nodes, addresses)."""
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_rollback(args, ctx)
     from ..lifecycle.deploy import execute, prepare_recorded, rollback_target, unfinished
     from ..lifecycle.plan import plan_text
     from ..lifecycle.records import Records
@@ -189,6 +196,8 @@ def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_releases(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_releases(args, ctx)
     from ..lifecycle.records import Records
     from ..stack import default_project
 
@@ -225,11 +234,15 @@ def register(sub: Any) -> None:
         "releases",
         "list the releases applied to the stack",
         "Every release applied to the stack, oldest first: id, time (UTC), outcome and "
-        "the model it came from (folder, git commit). * marks the one running now.",
+        "the model it came from (folder, git commit). * marks the one running now. With "
+        "--target kubernetes: those applied to the namespace (from the records; no "
+        "connection).",
         cmd_releases,
     )
     add_model_option(r)
     add_stack_option(r)
+    kube.add_target_option(r)
+    kube.add_kube_options(r)
     add_format(r, ("text", "json"), "text")
     a = command(
         sub,
@@ -241,7 +254,11 @@ def register(sub: Any) -> None:
         "once haproxy sees it UP. A failed gate restores the previous instance and stops "
         "(exit 1). With PLAN_FILE (from `saline plan --out`), run exactly that plan, and "
         "refuse it if the model or the stack changed since. An apply stopped midway "
-        "(killed, Ctrl-C) is resumed by the next `saline apply`.",
+        "(killed, Ctrl-C) is resumed by the next `saline apply`. With --target kubernetes: "
+        "server-side apply wave by wave (namespace, config, then per dependency wave "
+        "StatefulSets, bootstrap Jobs, Deployments, later Jobs; prune through an ApplySet), "
+        "each healthy before the next; a wave that fails puts the previous release's "
+        "objects back (docs/kubernetes-apply.md).",
         cmd_apply,
     )
     a.add_argument("plan_file", nargs="?", metavar="PLAN_FILE", help="a saved plan to run")
@@ -249,6 +266,8 @@ def register(sub: Any) -> None:
     add_model_option(a)
     add_formulas_option(a)
     add_stack_option(a)
+    kube.add_target_option(a)
+    kube.add_kube_options(a, rollout=True)
     add_format(a, ("text", "json"), "text")
     b = command(
         sub,
@@ -257,7 +276,8 @@ def register(sub: Any) -> None:
         "Plan and apply the way back to RELEASE (default: the one applied before the "
         "current one; `saline releases` lists them): the instances, images and pillars "
         "recorded when it was applied (not git), rolled out like any change. Run it "
-        "again to resume one stopped midway.",
+        "again to resume one stopped midway. With --target kubernetes: the objects "
+        "recorded for RELEASE, applied again wave by wave.",
         cmd_rollback,
     )
     b.add_argument("release", nargs="?", metavar="RELEASE")
@@ -265,6 +285,8 @@ def register(sub: Any) -> None:
     add_model_option(b)
     add_formulas_option(b)
     add_stack_option(b)
+    kube.add_target_option(b)
+    kube.add_kube_options(b, rollout=True)
     add_format(b, ("text", "json"), "text")
     p = command(
         sub,
@@ -274,12 +296,16 @@ def register(sub: Any) -> None:
         "stack, or with another revision (--from): per service instance the action "
         "(create, replace, restart, reload, none, remove) and why, each changed config "
         "file as a diff with secret values masked, the model values behind it (file:line), "
-        "the bootstrap tasks that will run, and the order. Changes nothing.",
+        "the bootstrap tasks that will run, and the order. Changes nothing. With --target "
+        "kubernetes: against the namespace, plus each object the server's dry run says "
+        "is created, changed (which fields) or pruned, and the waves.",
         cmd_plan,
     )
     add_model_option(p)
     add_formulas_option(p)
     add_stack_option(p)
+    kube.add_target_option(p)
+    kube.add_kube_options(p)
     p.add_argument(
         "--from",
         dest="from_rev",

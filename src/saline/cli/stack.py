@@ -7,6 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import kube
 from .common import (
     Context,
     add_format,
@@ -33,7 +34,19 @@ def _stack(ctx: Context) -> tuple[Stack, Model]:
     return load_stack(model, formulas, ctx.settings.stack, ctx.settings.state_dir), model
 
 
+def _compose_only(ctx: Context, name: str, instead: str) -> None:
+    if ctx.settings.target == "kubernetes":
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"`saline {name}` is for the compose stack (the target is kubernetes): {instead}"
+        )
+
+
 def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
+    _compose_only(
+        ctx, "up", "on Kubernetes `saline apply --target kubernetes` creates and changes everything"
+    )
     from ..lifecycle.deploy import start_stack
     from ..lifecycle.desired import model_at
 
@@ -64,6 +77,8 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_down(args, ctx)
     from ..stack import down
 
     stack, model = _stack(ctx)
@@ -79,6 +94,8 @@ def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_status(args, ctx)
     from ..stack import status
 
     stack, _ = _stack(ctx)
@@ -103,6 +120,8 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_logs(args, ctx)
     from ..stack import logs
 
     stack, _ = _stack(ctx)
@@ -111,6 +130,9 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_compose(args: argparse.Namespace, ctx: Context) -> int:
+    _compose_only(
+        ctx, "compose", "`saline manifests --target kubernetes --out DIR` writes the manifests"
+    )
     from ..stack import compose_text, write_stack
 
     stack, model = _stack(ctx)
@@ -135,6 +157,8 @@ def cmd_compose(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_openrc(args, ctx)
     from ..stack import openrc, openrc_text
 
     stack, _ = _stack(ctx)
@@ -147,6 +171,8 @@ def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings.target == "kubernetes":
+        return kube.kube_smoke(args, ctx)
     from ..smoke import run_smoke
     from ..stack import openrc
 
@@ -160,12 +186,15 @@ def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _stack_command(
-    sub: Any, name: str, help: str, description: str, func: Any
+    sub: Any, name: str, help: str, description: str, func: Any, kubernetes: bool = True
 ) -> argparse.ArgumentParser:
     p = command(sub, name, help, description, func)
     add_model_option(p)
     add_formulas_option(p)
     add_stack_option(p)
+    kube.add_target_option(p)
+    if kubernetes:
+        kube.add_kube_options(p)
     return p
 
 
@@ -181,8 +210,10 @@ def register(sub: Any) -> None:
         "healthy; every wait is bounded (health: the formula's start period; tasks: their "
         "timeout). Running it again converges: what runs and matches the model is left "
         "alone, what is missing, stopped or changed is (re)started. Ctrl-C stops it and "
-        "removes the task it was running. Progress goes to stderr.",
+        "removes the task it was running. Progress goes to stderr. (On Kubernetes, `saline "
+        "apply --target kubernetes` creates everything.)",
         cmd_up,
+        kubernetes=False,
     )
     add_registry_option(p)
     add_format(p, ("text", "json"), "text")
@@ -192,10 +223,16 @@ def register(sub: Any) -> None:
         "down",
         "stop and remove the local stack",
         "Stop and remove the stack's containers and network, and its pillar files. Data "
-        "volumes are kept unless --volumes is given.",
+        "volumes are kept unless --volumes is given. With --target kubernetes: delete every "
+        "object saline made in the namespace (the ApplySet's members, its parent); volume "
+        "claims and the namespace itself only with --volumes.",
         cmd_down,
     )
-    p.add_argument("--volumes", action="store_true", help="also remove the data volumes")
+    p.add_argument(
+        "--volumes",
+        action="store_true",
+        help="also remove the data volumes (Kubernetes: the volume claims and the namespace)",
+    )
     add_format(p, ("text", "json"), "text")
 
     p = _stack_command(
@@ -203,7 +240,9 @@ def register(sub: Any) -> None:
         "status",
         "each part of the local stack: state, health, image",
         "Show every node container, service and bootstrap task of the stack: its state, its "
-        "health (checked now) and its image, and whether that is the model's image.",
+        "health (checked now) and its image, and whether that is the model's image. With "
+        "--target kubernetes: each StatefulSet, Deployment and Job saline runs in the "
+        "namespace, its ready replicas and its rollout state (kubectl's rules).",
         cmd_status,
     )
     add_format(p, ("text", "json"), "text")
@@ -213,7 +252,8 @@ def register(sub: Any) -> None:
         "logs",
         "a service's logs",
         "Print the logs of a service or bootstrap task of the stack (as named by 'saline "
-        "status'), with the model's secrets masked.",
+        "status'), with the model's secrets masked. With --target kubernetes: the logs of "
+        "every pod (and container) of a workload or Job named by 'saline status'.",
         cmd_logs,
     )
     p.add_argument("service", metavar="SERVICE")
@@ -228,6 +268,7 @@ def register(sub: Any) -> None:
         "file mounts. It also runs with plain 'podman-compose -f FILE up -d'. With --format "
         "json: the document as JSON (or, with --out, where the files are).",
         cmd_compose,
+        kubernetes=False,
     )
     p.add_argument("--out", metavar="FILE", help="where to write it (default: stdout)")
     add_format(p, ("yaml", "json"), "yaml")
@@ -237,7 +278,9 @@ def register(sub: Any) -> None:
         "openrc",
         "the admin's OS_* shell exports",
         "Print the standard OS_* exports for the stack's admin user, from the model: "
-        'eval "$(saline openrc)"; openstack token issue',
+        'eval "$(saline openrc)"; openstack token issue. With --target kubernetes: an '
+        "address that is a Service of the namespace is given as its cluster IP (which this "
+        "machine reaches when it is a node of the cluster).",
         cmd_openrc,
     )
     add_format(p, ("shell", "json"), "shell")
