@@ -143,6 +143,27 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def apply_timed(env: dict[str, str]) -> tuple[float, list[str]]:
+    """`saline apply --yes`: its wall time, and its progress lines stamped with the
+    seconds since it started (where the time goes)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [SALINE, "apply", "--yes", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    timeline = [f"{time.perf_counter() - t:6.1f} {line.rstrip()}" for line in proc.stderr]
+    out = proc.stdout.read()
+    code = proc.wait()
+    took = time.perf_counter() - t
+    if code != 0:
+        sys.exit("saline apply failed:\n" + out[-2000:] + "\n".join(timeline[-30:]))
+    return took, timeline
+
+
 def measure(env: dict[str, str], label: str, path: Path, old: str, new: str) -> dict[str, Any]:
     edit(path, old, new)
     plan = saline(env, "plan")
@@ -152,9 +173,7 @@ def measure(env: dict[str, str], label: str, path: Path, old: str, new: str) -> 
     thread = threading.Thread(target=client.run, daemon=True)
     thread.start()
     time.sleep(1.0)
-    t = time.perf_counter()
-    saline(env, "apply", "--yes")
-    took = time.perf_counter() - t
+    took, timeline = apply_timed(env)
     time.sleep(1.0)
     client.stop.set()
     thread.join(60)
@@ -166,6 +185,7 @@ def measure(env: dict[str, str], label: str, path: Path, old: str, new: str) -> 
         "requests": client.requests,
         "failed_requests": len(client.failures),
         "failures": client.failures[:5],
+        "timeline": timeline,
     }
 
 

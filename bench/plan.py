@@ -3,7 +3,8 @@
 For each model (the example; the example grown to N controller nodes), in a temporary git
 repository: commit the model, change one value (keystone's token expiration on one
 controller node), then time the whole command ``saline plan --from HEAD`` (a fresh
-process, wall time, median of --runs after one warm-up run that fills the render cache).
+process, wall time, median of --runs after one warm-up run that fills the render cache
+and keeps HEAD's release, see saline.lifecycle.revisions).
 
 Targets (issue 10): under 2 s on the example, under 5 s on 1000 nodes. Beside it, the
 floor: compiling the same model once (``saline model inventory --format json``), since a

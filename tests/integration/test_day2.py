@@ -64,11 +64,12 @@ class Cloud:
         subprocess.run([*git, "commit", "-qm", message], cwd=self.root, check=True)
 
     def containers(self, podman: Podman) -> dict[str, str]:
-        """Running containers of the stack: compose service -> container id."""
+        """Running containers of the stack: compose service -> container id and start
+        time (a restart in place keeps the id, not the start time)."""
         out = {}
         for c in podman.containers(f"io.podman.compose.project={STACK}"):
             if c.get("State") == "running":
-                out[c["Labels"]["io.podman.compose.service"]] = c["Id"]
+                out[c["Labels"]["io.podman.compose.service"]] = f"{c['Id']}@{c['StartedAt']}"
         return out
 
 

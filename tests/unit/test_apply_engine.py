@@ -51,6 +51,9 @@ class FakeRunner:
     def swap(self, key: str, new: Instance) -> None:
         self._do(f"swap {key}")
 
+    def restart(self, new: Instance) -> None:
+        self._do(f"restart {new.key}")
+
     def reload(self, new: Instance) -> None:
         self._do(f"reload {new.key}")
 
@@ -82,23 +85,25 @@ def keystones(r: Release) -> list[str]:
     return sorted(i.key for i in r.instances if i.service == "keystone")
 
 
-def steps(r: Release) -> list[dict[str, str]]:
+def steps(r: Release, action: str = "replace") -> list[dict[str, str]]:
     keys = keystones(r)
     db_sync = next(t.key for t in r.tasks if t.service == "keystone" and t.task == "db-sync")
     return [
         {"kind": "task", "key": db_sync, "action": "run"},
-        *({"kind": "instance", "key": k, "action": "restart"} for k in keys),
+        *({"kind": "instance", "key": k, "action": action} for k in keys),
     ]
 
 
-def engine(tmp_path: Path, runner: FakeRunner, journal: Journal | None = None) -> Engine:
+def engine(
+    tmp_path: Path, runner: FakeRunner, journal: Journal | None = None, action: str = "replace"
+) -> Engine:
     r = release()
-    journal = journal or Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r))
+    journal = journal or Journal.start(str(tmp_path / "journal.jsonl"), r.id, steps(r, action))
     previous = {i.key: replace(i, image_tag="old") for i in r.instances}
     return Engine(r, previous, runner, journal, lambda _: None, lambda: 0.0)
 
 
-def test_a_restart_drains_swaps_gates_readies_and_commits_one_instance_at_a_time(
+def test_a_replace_drains_swaps_gates_readies_and_commits_one_instance_at_a_time(
     tmp_path: Path,
 ) -> None:
     runner = FakeRunner()
@@ -110,6 +115,25 @@ def test_a_restart_drains_swaps_gates_readies_and_commits_one_instance_at_a_time
     ]  # fmt: skip
     assert runner.calls[0].startswith("task keystone/db-sync")
     assert [o.outcome for o in outcomes] == ["done"] * 3
+
+
+def test_a_restart_restarts_in_place_between_drain_and_gate(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    engine(tmp_path, runner, action="restart").run()
+    a, b = keystones(release())
+    assert runner.calls[1:] == [
+        f"drain {a}", f"restart {a}", f"gate {a}", f"ready {a}", f"commit {a}",
+        f"drain {b}", f"restart {b}", f"gate {b}", f"ready {b}", f"commit {b}",
+    ]  # fmt: skip
+
+
+def test_a_restart_that_fails_is_undone_like_a_failed_gate(tmp_path: Path) -> None:
+    a, b = keystones(release())
+    runner = FakeRunner(fail_at=f"restart {a}")
+    with pytest.raises(ApplyFailed, match=f"{a}: its restart failed, restored"):
+        engine(tmp_path, runner, action="restart").run()
+    assert runner.calls[-3:] == [f"restart {a}", f"restore {a}", f"ready {a}"]
+    assert not any(b in c for c in runner.calls)
 
 
 def test_a_failed_gate_restores_that_instance_and_stops_the_rollout(tmp_path: Path) -> None:
@@ -127,7 +151,7 @@ def test_a_failed_gate_restores_that_instance_and_stops_the_rollout(tmp_path: Pa
 def test_a_swap_that_fails_half_way_is_undone_like_a_failed_gate(tmp_path: Path) -> None:
     a, b = keystones(release())
     runner = FakeRunner(fail_at=f"swap {a}")
-    with pytest.raises(ApplyFailed, match=f"{a}: its restart failed, restored") as e:
+    with pytest.raises(ApplyFailed, match=f"{a}: its replace failed, restored") as e:
         engine(tmp_path, runner).run()
     assert "timed out after 120 s" in str(e.value)
     assert runner.calls[-3:] == [f"swap {a}", f"restore {a}", f"ready {a}"]

@@ -5,10 +5,13 @@ later). For each step of the plan, in order:
 
 * a **task**: run it (the runner waits for it to exit 0);
 * **create**: start the instance, gate it, make it ready;
-* **replace** / **restart**: drain it (load balancers stop sending it new requests and
-  its sessions finish, bounded), swap it (the old container is stopped and kept, the new
-  one started), **gate** it (its health check and a real API call through it), make it
+* **replace**: drain it (load balancers stop sending it new requests and its sessions
+  finish, bounded), swap it (the old container is stopped and kept, the new one
+  started), **gate** it (its health check and a real API call through it), make it
   ready (enabled again, and seen UP by every load balancer), then drop the old container;
+* **restart** (only files changed, and they need a restart): drain, restart the same
+  container on its new files, gate, ready; a new container would cost its creation and
+  keep nothing the old one lacks (the image and definition are the same);
 * **reload**: drain, reload in place, gate, ready;
 * **none**: write its new files, nothing else;
 * **remove**: drain, remove.
@@ -58,6 +61,10 @@ class Runner(Protocol):
     def swap(self, key: str, new: Instance) -> None:
         """Stop the running container of ``key`` (keep it), start ``new`` in its place.
         Idempotent: when ``new`` already runs, nothing happens."""
+
+    def restart(self, new: Instance) -> None:
+        """Give the instance its new files and restart its container (same image and
+        definition); waits until healthy. Idempotent."""
 
     def reload(self, new: Instance) -> None:
         """Give the running instance its new files and reload it."""
@@ -199,6 +206,9 @@ class Engine:
                 if action == "reload":
                     self.progress(f"{key}: reloading")
                     self.runner.reload(new)
+                elif action == "restart":
+                    self.progress(f"{key}: restarting on its new files")
+                    self.runner.restart(new)
                 else:
                     self.progress(f"{key}: {action} (new container)")
                     self.runner.swap(key, new)

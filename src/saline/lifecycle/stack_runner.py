@@ -11,8 +11,13 @@ to the new release, or restoring it, changes nothing for its neighbours on the n
 * swap: the running container is stopped and renamed ``NAME-saline-prev`` (kept until
   the instance passed its gate), the instance's link is pointed at the new pillar, and
   podman-compose creates the new container, which must become healthy;
+* restart: the link is pointed at the new pillar and the same container restarted (its
+  entrypoint configures it from the pillar at every start): the floor of a restart, no
+  container to create;
 * gate: the health check, then the formula's API check (``api_check``) in the container;
-* restore: the new container goes, the link points back, the kept one starts again;
+* restore: after a swap, the new container goes, the link points back, the kept one
+  starts again; after a change in place (restart, reload), the link points back and
+  the container is reloaded (a formula that can) or restarted on its old files;
 * reload: the link is pointed at the new pillar, the configure states run in the
   container, then the formula's reload (a signal to PID 1, or a command). The container
   keeps its labels, so the new digest is recorded beside it (``reloaded.json``).
@@ -90,7 +95,7 @@ class StackRunner:
             pairs = [p for port in ports for p in servers_for(listen, address, port)]
             c = containers.get(self._service(lb.key))
             if pairs and c is not None and c.running:
-                h = HAProxy.in_container(self.podman, c.name)
+                h = HAProxy.for_container(self.podman, c.name)
                 out += [(h, backend, server) for backend, server in pairs]
         return out
 
@@ -153,11 +158,10 @@ class StackRunner:
 
     def swap(self, key: str, new: Instance) -> None:
         name = self._service(key)
-        current = self.compose.containers().get(name)
+        current, prev = self._current_and_previous(name)
         new_runs = current is not None and current.running
         if new_runs and current is not None and current.labels.get("saline.digest") == new.digest:
             return  # swapped before a kill: the new one runs already
-        prev = self._previous(name)
         if current is not None:
             if prev is not None:
                 self.podman.remove(prev)  # an older leftover: the running one is newer
@@ -166,6 +170,19 @@ class StackRunner:
         repoint(self.stack, new.node, new.service, new.pillar_digest)
         self.compose.up([name])
         self._healthy(new, self._container(name))
+
+    def restart(self, new: Instance) -> None:
+        self._restart_on(new, self._container(self._service(new.key)))
+
+    def _restart_on(self, inst: Instance, container: str) -> None:
+        """Point the instance at ``inst``'s pillar and restart ``container`` on it."""
+        repoint(self.stack, inst.node, inst.service, inst.pillar_digest)
+        try:
+            self.podman.cli(["restart", "-t", "30", container], timeout=120)
+        except CommandError as e:
+            raise StepFailed(f"{inst.key}: restart failed: {e}") from None
+        self._healthy(inst, container)
+        self._record_reload(container, inst.digest)
 
     def reload(self, new: Instance) -> None:
         name = self._service(new.key)
@@ -214,18 +231,19 @@ class StackRunner:
 
     def restore(self, key: str, old: Instance | None) -> None:
         name = self._service(key)
-        current = self.compose.containers().get(name)
-        prev = self._previous(name)
-        if prev is None and old is not None and current is not None and current.running:
-            # Changed in place (reload, files): the old files back, reloaded the same way;
-            # when that reload fails too, a restart (which reads the old files) settles it.
-            try:
-                self.reload(old)
-            except StepFailed as e:
-                self.progress(f"{key}: {str(e).splitlines()[0]}; restarting it instead")
-                self.podman.cli(["restart", "-t", "30", current.name], timeout=120)
-                self._healthy(old, current.name)
-                self._record_reload(current.name, old.digest)
+        current, prev = self._current_and_previous(name)
+        if prev is None and old is not None and current is not None:
+            # Changed in place (restart, reload, files), or a swap that failed before it
+            # stopped anything: the old files back. A formula that reloads is reloaded;
+            # when that fails too, or it cannot, a restart (which reads them) settles it.
+            spec = self.formulas.services[old.service][1]
+            if current.running and spec.reload is not None:
+                try:
+                    self.reload(old)
+                    return
+                except StepFailed as e:
+                    self.progress(f"{key}: {str(e).splitlines()[0]}; restarting it instead")
+            self._restart_on(old, current.name)
             return
         if current is not None:
             self.podman.remove(current.name)
@@ -257,10 +275,19 @@ class StackRunner:
         return found.name
 
     def _previous(self, name: str) -> str | None:
+        return self._current_and_previous(name)[1]
+
+    def _current_and_previous(self, name: str) -> tuple[Container | None, str | None]:
+        """The service's container and the name of the one kept by a swap (one listing)."""
+        current, prev = None, None
         for c in self.compose.all_containers():
-            if c.service == name and c.name.endswith(PREVIOUS):
-                return c.name
-        return None
+            if c.service != name:
+                continue
+            if c.name.endswith(PREVIOUS):
+                prev = c.name
+            else:
+                current = c
+        return current, prev
 
     def _logs(self, container: str) -> str:
         text = self.stack.redact(self.compose.logs(container, LOG_LINES)).rstrip()
@@ -277,6 +304,10 @@ class StackRunner:
         deadline = time.monotonic() + limit
         last = ""
         while True:
+            # The check first: a healthy container needs no second podman call.
+            ok, last = self.compose.healthcheck(container)
+            if ok:
+                return
             state = self.compose.state(container) or {}
             if state.get("Status") != "running":
                 code = state.get("ExitCode", "?")
@@ -284,9 +315,6 @@ class StackRunner:
                     f"{inst.key}: exited (code {code}) before it was healthy\n"
                     f"{self._logs(container)}"
                 )
-            ok, last = self.compose.healthcheck(container)
-            if ok:
-                return
             if time.monotonic() > deadline:
                 raise StepFailed(
                     f"{inst.key}: not healthy within {limit:.0f} s: {last}\n{self._logs(container)}"

@@ -308,6 +308,16 @@ class Podman:
         out = self._run(["wait", name], timeout=timeout).stdout.strip()
         return int(out.splitlines()[-1]) if out else -1
 
+    def root_dir(self, name: str) -> str | None:
+        """The host path of a running container's root file system (the merged folder
+        of its overlay, as rootful podman mounts it), or None where podman gives none."""
+        done = self._run(
+            ["inspect", "--type", "container", "--format", "{{.GraphDriver.Data.MergedDir}}", name],
+            check=False,
+        )
+        path = done.stdout.strip()
+        return path if done.returncode == 0 and path.startswith("/") else None
+
     def inspect_state(self, name: str) -> dict[str, Any] | None:
         done = self._run(["inspect", "--type", "container", name], check=False)
         if done.returncode != 0:
