@@ -1,30 +1,27 @@
-# One-shot and idempotent: virtual hosts, users, permissions and policies.
-{%- set server = pillar['rabbitmq']['server'] %}
-{%- for vhost, host in server.get('host', {}) | dictsort if host.get('enabled', true) %}
-rabbitmq_vhost_{{ loop.index }}:
-  cmd.run:
-    - name: rabbitmqctl add_vhost '{{ vhost }}'
-    - unless: rabbitmqctl -q list_vhosts | grep -qx '{{ vhost }}'
+# One-shot and idempotent: virtual hosts, users, permissions and policies of
+# rabbitmq:server:host, through the management HTTP API of the node at
+# rabbitmq:server:admin:host as the administrator rabbitmq:server:admin (files/vhosts.py).
+# Over the network, so it runs the same beside the node (compose) and in a pod of its
+# own (a Kubernetes Job); the script reads the pillar through `saline-entrypoint pillar`:
+# no secret in its arguments or environment.
+{%- set admin = pillar['rabbitmq']['server'].get('admin', {}) %}
+{%- if not (admin.get('name') and admin.get('password')) %}
+rabbitmq_admin:
+  test.fail_without_changes:
+    - comment: >-
+        rabbitmq:server:admin:name and rabbitmq:server:admin:password are not both set:
+        the vhosts task logs in to the node's management API as that administrator
+{%- else %}
+rabbitmq_vhosts_script:
+  file.managed:
+    - name: /usr/local/lib/saline/rabbitmq-vhosts.py
+    - source: salt://rabbitmq/files/vhosts.py
+    - makedirs: true
+    - mode: "0644"
 
-rabbitmq_user_{{ loop.index }}:
+rabbitmq_vhosts:
   cmd.run:
-    - name: >-
-        rabbitmqctl add_user '{{ host['user'] }}' "$SALINE_PASSWORD" ||
-        rabbitmqctl change_password '{{ host['user'] }}' "$SALINE_PASSWORD"
-    - env:
-      - SALINE_PASSWORD: {{ host['password'] | yaml_encode }}
-    - output_loglevel: quiet
-
-rabbitmq_permissions_{{ loop.index }}:
-  cmd.run:
-    - name: rabbitmqctl set_permissions -p '{{ vhost }}' '{{ host['user'] }}' '.*' '.*' '.*'
-{%- for policy in host.get('policies', []) %}
-
-rabbitmq_policy_{{ loop.index }}_{{ policy['name'] }}:
-  cmd.run:
-    # A block scalar: the JSON definition's ": " would otherwise read as YAML.
-    - name: >-
-        rabbitmqctl set_policy -p '{{ vhost }}' '{{ policy['name'] }}'
-        '{{ policy['pattern'] }}' '{{ policy['definition'] }}'
-{%- endfor %}
-{%- endfor %}
+    - name: python3 /usr/local/lib/saline/rabbitmq-vhosts.py
+    - require:
+      - file: rabbitmq_vhosts_script
+{%- endif %}

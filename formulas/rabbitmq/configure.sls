@@ -11,3 +11,32 @@ rabbitmq_env:
     - source: salt://rabbitmq/files/rabbitmq-env.conf.j2
     - template: jinja
     - mode: "0644"
+
+# The management plugin: its HTTP API is how the bootstrap tasks reach the node.
+rabbitmq_plugins:
+  file.managed:
+    - name: /etc/rabbitmq/enabled_plugins
+    - source: salt://rabbitmq/files/enabled_plugins.j2
+    - template: jinja
+    - mode: "0644"
+
+# Imported at every boot: the administrator of rabbitmq:server:admin (its password: the
+# node's user only).
+rabbitmq_definitions:
+  file.managed:
+    - name: /etc/rabbitmq/definitions.json
+    - source: salt://rabbitmq/files/definitions.json.j2
+    - template: jinja
+    - user: rabbitmq
+    - group: rabbitmq
+    - mode: "0600"
+
+# The node's data folder, the node's own: a Kubernetes volume claim starts empty and
+# root's (a podman volume gets the image's folder). The node makes its cookie and
+# database there itself.
+rabbitmq_data_dir:
+  file.directory:
+    - name: /var/lib/rabbitmq
+    - user: rabbitmq
+    - group: rabbitmq
+    - mode: "0755"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
+import copy
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +128,114 @@ def test_default_formula_dirs_are_the_models_else_the_shipped_ones(
 def test_a_checkout_finds_the_shipped_formulas_in_the_repository() -> None:
     # An installed saline finds them in its package (tests/integration/test_wheel.py).
     assert formulas.SHIPPED == SHIPPED
+
+
+# -- tasks that talk to their running server: over the network, on every runtime ----------
+
+COMPOSE_EXAMPLE = REPO / "examples" / "openstack"
+KUBE_EXAMPLE = REPO / "examples" / "openstack-kubernetes"
+
+
+def _render(model_dir: Path, node: str, states: list[str], edit: Any = None) -> dict[str, str]:
+    """path -> text of the files ``states`` manage for ``node`` (its pillar through
+    ``edit`` first)."""
+    from saline.model import load_model
+    from saline.salt.runner import RenderSession
+
+    model = load_model(str(model_dir))
+    parameters = copy.deepcopy(model.node(node).parameters)
+    if edit is not None:
+        edit(parameters)
+    with RenderSession(str(model_dir), [str(SHIPPED)]) as session:
+        [files] = session.render(node, parameters, [states])
+    return {f.path: f.content for f in files}
+
+
+def _ini(text: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    return dict(parser["client"])
+
+
+@pytest.mark.parametrize(
+    ("model_dir", "node", "host"),
+    [
+        # compose: the task shares its node's network namespace; the server binds 0.0.0.0
+        (COMPOSE_EXAMPLE, "dbs01.openstack.local", "127.0.0.1"),
+        # Kubernetes: a Job's pod of its own reaches the server's Service
+        (KUBE_EXAMPLE, "database", "mariadb"),
+    ],
+)
+def test_the_databases_task_logs_in_over_tcp_as_the_admin(
+    model_dir: Path, node: str, host: str
+) -> None:
+    files = _render(model_dir, node, ["mariadb.bootstrap"])
+    client = _ini(files["/run/saline/mariadb-admin.cnf"])
+    secret = "example-k8s-mysql-admin" if model_dir == KUBE_EXAMPLE else "example-mysql-admin"
+    assert client == {
+        "protocol": "tcp",
+        "host": host,
+        "port": "3306",
+        "user": "root",
+        "password": f'"{secret}"',
+    }
+    # ... whom the server itself creates at every start (its init-file).
+    configure = _render(model_dir, node, ["mariadb.configure"])
+    assert (
+        "init-file = /etc/mysql/saline-admin.sql"
+        in configure["/etc/mysql/mariadb.conf.d/99-saline.cnf"]
+    )
+    init = configure["/etc/mysql/saline-admin.sql"]
+    assert f"CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '{secret}';" in init
+    assert "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" in init
+
+
+def test_sql_and_option_files_quote_what_the_pillar_holds() -> None:
+    def awkward(p: dict[str, Any]) -> None:
+        p["mysql"]["server"]["admin"]["password"] = "it's a \\ pass"
+        p["mysql"]["server"]["database"]["keystone"]["users"][0]["password"] = "o'k"
+
+    node = "dbs01.openstack.local"
+    files = _render(COMPOSE_EXAMPLE, node, ["mariadb.bootstrap", "mariadb.configure"], awkward)
+    assert "IDENTIFIED BY 'it\\'s a \\\\ pass'" in files["/etc/mysql/saline-admin.sql"]
+    assert "IDENTIFIED BY 'o\\'k'" in files["/run/saline/mariadb-bootstrap.sql"]
+    assert _ini(files["/run/saline/mariadb-admin.cnf"])["password"] == '"it\'s a \\\\ pass"'
+
+
+def test_an_explicit_admin_host_and_port_win() -> None:
+    def elsewhere(p: dict[str, Any]) -> None:
+        p["mysql"]["server"]["admin"].update(host="db.example", port=3307)
+        p["mysql"]["server"]["bind"]["address"] = "10.0.0.5"
+
+    files = _render(COMPOSE_EXAMPLE, "dbs01.openstack.local", ["mariadb.bootstrap"], elsewhere)
+    client = _ini(files["/run/saline/mariadb-admin.cnf"])
+    assert (client["host"], client["port"]) == ("db.example", "3307")
+
+    def bound(p: dict[str, Any]) -> None:
+        p["mysql"]["server"]["bind"]["address"] = "10.0.0.5"
+
+    files = _render(COMPOSE_EXAMPLE, "dbs01.openstack.local", ["mariadb.bootstrap"], bound)
+    assert _ini(files["/run/saline/mariadb-admin.cnf"])["host"] == "10.0.0.5"
+
+
+@pytest.mark.parametrize(
+    ("model_dir", "node", "secret"),
+    [
+        (COMPOSE_EXAMPLE, "msg01.openstack.local", "example-rabbit-admin"),
+        (KUBE_EXAMPLE, "messaging", "example-k8s-rabbit-admin"),
+    ],
+)
+def test_the_rabbitmq_node_creates_the_admin_the_vhosts_task_uses(
+    model_dir: Path, node: str, secret: str
+) -> None:
+    files = _render(model_dir, node, ["rabbitmq.configure"])
+    definitions = json.loads(files["/etc/rabbitmq/definitions.json"])
+    assert definitions["users"] == [{"name": "admin", "password": secret, "tags": "administrator"}]
+    assert definitions["vhosts"] == [{"name": "/"}]
+    assert "[rabbitmq_management]." in files["/etc/rabbitmq/enabled_plugins"]
+    conf = files["/etc/rabbitmq/rabbitmq.conf"]
+    assert "management.tcp.port = 15672" in conf
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
+    # The formula's ports (the Service's, the NetworkPolicy's) carry the API's.
+    spec = FormulaSet([str(SHIPPED)]).services["rabbitmq"][1]
+    assert {p.name: p.port for p in spec.ports} == {"amqp": 5672, "management": 15672}

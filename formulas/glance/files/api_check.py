@@ -3,19 +3,33 @@ auth URL, glance's own service user), then the image list from this instance its
 exit 0 when both succeed.
 
 Run in the instance's container. Standard library only. Credentials come from the pillar
-file the container has at run time ($SALINE_PILLAR, glance:server:identity); nothing
-secret is printed.
+the container runs with (glance:server:identity, its secrets merged: `saline-entrypoint
+pillar`); nothing secret is printed.
 """
 
 import json
-import os
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
-PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
 TIMEOUT = 20
+
+
+def pillar(path):
+    """The pillar value at ``path`` as this container runs with it (its secrets merged),
+    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
+    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
+    try:
+        done = subprocess.run(
+            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
+    return json.loads(done.stdout)
 
 
 def local_url(bind):
@@ -55,8 +69,11 @@ def token(identity):
 
 
 def main():
-    with open(PILLAR) as fh:
-        server = json.load(fh)["glance"]["server"]
+    try:
+        server = pillar("glance:server")
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"glance-api: no pillar: {e}")
+        return 1
     identity = server["identity"]
     started = time.monotonic()
     try:

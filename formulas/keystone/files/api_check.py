@@ -2,19 +2,33 @@
 instance itself, then that token validated by it; exit 0 when both succeed.
 
 Run in the instance's container. Standard library only. The admin's credentials come from
-the pillar file the container has at run time ($SALINE_PILLAR, keystone:server); nothing
-secret is printed.
+the pillar the container runs with (keystone:server, its secrets merged: `saline-entrypoint
+pillar`); nothing secret is printed.
 """
 
 import json
-import os
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
-PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
 TIMEOUT = 20
+
+
+def pillar(path):
+    """The pillar value at ``path`` as this container runs with it (its secrets merged),
+    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
+    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
+    try:
+        done = subprocess.run(
+            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
+    return json.loads(done.stdout)
 
 
 def local_url(bind):
@@ -28,8 +42,11 @@ def local_url(bind):
 
 
 def main():
-    with open(PILLAR) as fh:
-        server = json.load(fh)["keystone"]["server"]
+    try:
+        server = pillar("keystone:server")
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"keystone: no pillar: {e}")
+        return 1
     base = local_url(server["bind"]) + "/v3"
     project = server["admin_project"]
     body = {

@@ -1,19 +1,36 @@
 """memcached's API check (formula.yml `api_check`): `stats` over memcached's protocol
 from this instance itself; exit 0 when it answers. Standard library only; the port comes
-from the pillar file the container has at run time ($SALINE_PILLAR, memcached:server).
+from the pillar the container runs with (memcached:server:bind: `saline-entrypoint
+pillar`).
 """
 
 import json
-import os
 import socket
+import subprocess
 import sys
 
-PILLAR = os.environ.get("SALINE_PILLAR", "/run/saline/pillar.json")
+
+def pillar(path):
+    """The pillar value at ``path`` as this container runs with it (its secrets merged),
+    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
+    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
+    try:
+        done = subprocess.run(
+            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
+    return json.loads(done.stdout)
 
 
 def main():
-    with open(PILLAR) as fh:
-        bind = json.load(fh)["memcached"]["server"]["bind"]
+    try:
+        bind = pillar("memcached:server:bind")
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"memcached: no pillar: {e}")
+        return 1
     host = str(bind.get("address") or "0.0.0.0")
     if host in ("0.0.0.0", "::", "*"):
         host = "127.0.0.1"

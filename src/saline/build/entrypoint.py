@@ -12,6 +12,12 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       as its user, so signals reach the service itself
   saline-entrypoint bootstrap TASK    one-shot task: configure, run the task's states, exit
   saline-entrypoint configure         configure only, then exit
+  saline-entrypoint pillar [PATH]     the pillar the container runs with (secrets merged),
+                                      as JSON on stdout; PATH (``keystone:server``) prints
+                                      that value only. For the formulas' API checks and task
+                                      scripts: they read it through a pipe, so no secret is
+                                      in their argv or environment; exit 2 when the pillar
+                                      cannot be read, 1 when it has no PATH
   saline-entrypoint health http URL [CODES] | tcp HOST PORT
                                       one health probe (a compose healthcheck): exit 0
                                       when healthy
@@ -40,7 +46,8 @@ The pillar may come in two parts (Kubernetes keeps secrets apart from config):
 $SALINE_PILLAR without the secret values, and $SALINE_PILLAR_SECRETS, a JSON object
 mapping JSON Pointers (RFC 6901, ``/keystone/server/database/password``) to the values
 that go there; each path must exist in the pillar (it holds a placeholder). The merged
-pillar is what Salt sees, so configure runs the same on every runtime.
+pillar is what Salt sees, so configure runs the same on every runtime, and what
+``saline-entrypoint pillar`` prints, so the formulas' checks read the same values.
 
 Before run, configure and bootstrap, the entrypoint waits until every ``host:port`` in
 $SALINE_WAIT_FOR (comma-separated) accepts connections and every marker in
@@ -268,21 +275,39 @@ def overlay_secrets(data: object, secrets: object) -> object:
     return data
 
 
-def write_pillar(work: str) -> str:
-    """Pillar roots in a private tmpfs folder from the mounted JSON file."""
+class PillarError(Exception):
+    """The pillar cannot be read: the message names the file or the path, never a value."""
+
+
+def merged_pillar() -> object:
+    """The pillar the container runs with: $SALINE_PILLAR with the values of
+    $SALINE_PILLAR_SECRETS (if set) put in place. Raises PillarError."""
     if not os.path.exists(PILLAR):
-        log(f"no pillar at {PILLAR} (mount the node's pillar there)")
-        sys.exit(2)
-    with open(PILLAR) as fh:
-        data = json.load(fh)
+        raise PillarError(f"no pillar at {PILLAR} (mount the node's pillar there)")
+    try:
+        with open(PILLAR) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise PillarError(f"cannot read the pillar {PILLAR}: {e}") from None
     if PILLAR_SECRETS:
         try:
             with open(PILLAR_SECRETS) as fh:
                 secrets = json.load(fh)
             data = overlay_secrets(data, secrets)
         except (OSError, ValueError) as e:
-            log(f"cannot merge the secrets of {PILLAR_SECRETS} into the pillar: {e}")
-            sys.exit(2)
+            raise PillarError(
+                f"cannot merge the secrets of {PILLAR_SECRETS} into the pillar: {e}"
+            ) from None
+    return data
+
+
+def write_pillar(work: str) -> str:
+    """Pillar roots in a private tmpfs folder from the mounted JSON file."""
+    try:
+        data = merged_pillar()
+    except PillarError as e:
+        log(str(e))
+        sys.exit(2)
     pdir = os.path.join(work, "pillar")
     os.makedirs(pdir, mode=0o700)
     with open(os.path.join(pdir, "top.sls"), "w") as fh:
@@ -291,6 +316,28 @@ def write_pillar(work: str) -> str:
         fh.write("#!json\n")
         json.dump(data, fh)
     return pdir
+
+
+def pillar_cli(argv: list[str]) -> int:
+    """``saline-entrypoint pillar [PATH]``: the merged pillar (or its value at the colon
+    path PATH) as JSON on stdout. Errors name the path, never a value."""
+    if len(argv) > 1 or (argv and not argv[0]):
+        log("usage: pillar [PATH] (a colon path, e.g. keystone:server)")
+        return 2
+    try:
+        data = merged_pillar()
+    except PillarError as e:
+        log(str(e))
+        return 2
+    if argv:
+        for key in argv[0].split(":"):
+            if not isinstance(data, dict) or key not in data:
+                log(f"the pillar has no {argv[0]}")
+                return 1
+            data = data[key]
+    json.dump(data, sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
 
 
 def probe(argv: list[str]) -> int:
@@ -432,9 +479,23 @@ def uwsgi_workers(stats: str) -> list[dict[str, object]]:
 
 
 #: A reload fails early when one worker was respawned this many times, or when every
-#: worker is new and has had no app for this long (a lazy app loads in a few seconds).
+#: worker is new, has had no app for this long (a lazy app loads in a few seconds) and
+#: none of them used any CPU for UWSGI_IDLE_SECONDS: a worker still loading its app
+#: computes, one whose app failed waits for requests. On a machine so loaded that
+#: keystone took 30 s to load, the app-less rule alone failed a good reload.
 UWSGI_RESPAWN_LIMIT = 3
 UWSGI_APPLESS_SECONDS = 20.0
+UWSGI_IDLE_SECONDS = 5.0
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """CPU time a process used so far (user + system, clock ticks), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def uwsgi_reload(argv: list[str]) -> int:
@@ -467,6 +528,8 @@ def uwsgi_reload(argv: list[str]) -> int:
     # respawn count grows), or every worker new and idle for a while without an app.
     respawns: dict[object, int] = {}
     appless_since: float | None = None
+    ticks: dict[int, int | None] = {}
+    computed = time.monotonic()  # when a new worker last used CPU
     while time.monotonic() < deadline:
         time.sleep(0.5)
         try:
@@ -488,9 +551,18 @@ def uwsgi_reload(argv: list[str]) -> int:
             if count - respawns[w.get("id")] >= UWSGI_RESPAWN_LIMIT:
                 print(f"uwsgi worker {w.get('id')} keeps dying: the app does not load")
                 return 1
+        for w in fresh:
+            pid = int(str(w["pid"]))
+            now_ticks = cpu_ticks(pid)
+            if now_ticks is None or now_ticks != ticks.get(pid):
+                computed = time.monotonic()  # unknown counts as computing: never early
+            ticks[pid] = now_ticks
         if workers and len(fresh) == len(workers) and not any(w.get("apps") for w in workers):
             appless_since = appless_since or time.monotonic()
-            if time.monotonic() - appless_since > UWSGI_APPLESS_SECONDS:
+            if (
+                time.monotonic() - appless_since > UWSGI_APPLESS_SECONDS
+                and time.monotonic() - computed > UWSGI_IDLE_SECONDS
+            ):
                 print("uwsgi's new workers run without the app: it does not load")
                 return 1
         else:
@@ -545,6 +617,8 @@ def main(argv: list[str]) -> int:
     mode = argv[1] if len(argv) > 1 else "run"
     if mode == "health":
         return probe(argv[2:])
+    if mode == "pillar":
+        return pillar_cli(argv[2:])
     if mode == "haproxy":
         return haproxy_cli(argv[2:])
     if mode == "haproxy-reload":
@@ -606,7 +680,7 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
             exec_command(service)
         log(
-            f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | health"
+            f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | pillar | health"
             " | haproxy COMMAND... | haproxy-reload | uwsgi-reload | warm"
         )
         return 2

@@ -1,0 +1,412 @@
+"""``saline-entrypoint pillar``: the merged pillar, the one way the formulas' checks and
+task scripts read it.
+
+The entrypoint runs as a real process (the script the images carry), with the pillar in
+two files as on Kubernetes (placeholders + secrets by JSON Pointer) or one as on compose.
+The formulas' scripts run against small fakes of the servers they call (keystone,
+glance-api, memcached, RabbitMQ's management API), with a ``saline-entrypoint`` on PATH
+that is the real script: what they send must be the secrets, never the placeholders.
+The servers themselves answer them in the stack test (tests/integration/test_stack.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import socketserver
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from saline.build import entrypoint
+from tools import FORMULAS
+
+ENTRYPOINT = Path(entrypoint.__file__)
+PLACEHOLDER = "saline:secret"
+
+
+def _run(
+    argv: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
+    )
+
+
+def _pillar_files(tmp_path: Path, public: Any, secrets: dict[str, Any] | None) -> dict[str, str]:
+    """The environment of a container whose pillar is ``public`` (+ ``secrets``)."""
+    pillar = tmp_path / "pillar.json"
+    pillar.write_text(json.dumps(public))
+    env = {"SALINE_PILLAR": str(pillar), "SALINE_PILLAR_SECRETS": ""}
+    if secrets is not None:
+        path = tmp_path / "secrets.json"
+        path.write_text(json.dumps(secrets))
+        env["SALINE_PILLAR_SECRETS"] = str(path)
+    return env
+
+
+def pillar_cmd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, str(ENTRYPOINT), "pillar", *args], env)
+
+
+SPLIT = {"k": {"server": {"password": PLACEHOLDER, "port": 1, "users": [{"pw": PLACEHOLDER}]}}}
+SECRETS = {"/k/server/password": "s3cret-pw", "/k/server/users/0/pw": "other-s3cret"}
+MERGED = {"k": {"server": {"password": "s3cret-pw", "port": 1, "users": [{"pw": "other-s3cret"}]}}}
+
+
+def test_pillar_prints_the_pillar_with_its_secrets_merged(tmp_path: Path) -> None:
+    done = pillar_cmd(_pillar_files(tmp_path, SPLIT, SECRETS))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == MERGED
+
+
+def test_pillar_without_a_secrets_file_is_the_pillar_file(tmp_path: Path) -> None:
+    done = pillar_cmd(_pillar_files(tmp_path, MERGED, None))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == MERGED
+
+
+def test_pillar_path_prints_that_value_only(tmp_path: Path) -> None:
+    env = _pillar_files(tmp_path, SPLIT, SECRETS)
+    assert json.loads(pillar_cmd(env, "k:server").stdout) == MERGED["k"]["server"]
+    assert json.loads(pillar_cmd(env, "k:server:password").stdout) == "s3cret-pw"
+    assert json.loads(pillar_cmd(env, "k:server:port").stdout) == 1
+
+
+def test_a_path_the_pillar_lacks_exits_1_naming_the_path(tmp_path: Path) -> None:
+    done = pillar_cmd(_pillar_files(tmp_path, SPLIT, SECRETS), "k:server:missing")
+    assert done.returncode == 1
+    assert "k:server:missing" in done.stderr
+    assert done.stdout == ""
+    # Through a value that is no mapping: the same.
+    assert pillar_cmd(_pillar_files(tmp_path, SPLIT, SECRETS), "k:server:port:x").returncode == 1
+
+
+def test_an_unreadable_pillar_exits_2_and_never_shows_a_value(tmp_path: Path) -> None:
+    done = pillar_cmd({"SALINE_PILLAR": str(tmp_path / "none.json")})
+    assert done.returncode == 2
+    assert "no pillar at" in done.stderr
+    # A secret whose path the pillar does not have: the two files do not match.
+    env = _pillar_files(tmp_path, SPLIT, {"/k/server/nope": "s3cret-pw"})
+    done = pillar_cmd(env)
+    assert done.returncode == 2
+    assert "/k/server/nope is not in the pillar" in done.stderr
+    assert "s3cret-pw" not in done.stderr + done.stdout
+    (tmp_path / "pillar.json").write_text("{not json")
+    assert pillar_cmd(env).returncode == 2
+
+
+def test_pillar_takes_at_most_one_path(tmp_path: Path) -> None:
+    env = _pillar_files(tmp_path, SPLIT, SECRETS)
+    assert pillar_cmd(env, "k", "k").returncode == 2
+    assert pillar_cmd(env, "").returncode == 2
+
+
+def test_merged_pillar_is_what_configure_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One merge for Salt (write_pillar) and for the checks (pillar)."""
+    env = _pillar_files(tmp_path, SPLIT, SECRETS)
+    monkeypatch.setattr(entrypoint, "PILLAR", env["SALINE_PILLAR"])
+    monkeypatch.setattr(entrypoint, "PILLAR_SECRETS", env["SALINE_PILLAR_SECRETS"])
+    assert entrypoint.merged_pillar() == MERGED
+    work = tmp_path / "work"
+    work.mkdir()
+    text = (Path(entrypoint.write_pillar(str(work))) / "saline.sls").read_text()
+    assert json.loads(text.split("\n", 1)[1]) == MERGED
+    monkeypatch.setattr(entrypoint, "PILLAR", str(tmp_path / "none.json"))
+    with pytest.raises(entrypoint.PillarError, match="no pillar at"):
+        entrypoint.merged_pillar()
+
+
+# -- the formulas' scripts use it -----------------------------------------------------------
+
+SCRIPTS = sorted(FORMULAS.glob("*/files/*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_no_formula_script_reads_the_pillar_file_itself(script: Path) -> None:
+    """On Kubernetes $SALINE_PILLAR holds placeholders: a script that reads the pillar
+    takes it from the entrypoint (merged), and never a secret through argv."""
+    text = script.read_text()
+    assert "SALINE_PILLAR" not in text
+    if "pillar(" in text:
+        assert '["saline-entrypoint", "pillar", path]' in text
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> dict[str, str]:
+    """A PATH whose ``saline-entrypoint`` is the real script."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "saline-entrypoint"
+    tool.write_text(f'#!/bin/sh\nexec {sys.executable} {ENTRYPOINT} "$@"\n')
+    tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+Handler = Callable[[str, str, dict[str, str], Any], tuple[int, dict[str, str], Any]]
+
+
+@pytest.fixture
+def http() -> Iterator[Callable[[Handler], tuple[int, list[tuple[str, str, Any]]]]]:
+    """A fake HTTP server on loopback answering with ``handler(method, path, headers,
+    body)``; returns its port and the requests it saw."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: Handler) -> tuple[int, list[tuple[str, str, Any]]]:
+        seen: list[tuple[str, str, Any]] = []
+
+        class H(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                seen.append((self.command, self.path, body))
+                code, headers, answer = handler(
+                    self.command, self.path, dict(self.headers.items()), body
+                )
+                data = json.dumps(answer).encode() if answer is not None else b""
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.server_address[1], seen
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_keystone_check_logs_in_with_the_secret(
+    tmp_path: Path, shim: dict[str, str], http: Any
+) -> None:
+    def keystone(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+        if method == "POST" and path == "/v3/auth/tokens":
+            password = body["auth"]["identity"]["password"]["user"]["password"]
+            if password != "admin-s3cret":
+                return 401, {}, {"error": "bad password"}
+            return 201, {"X-Subject-Token": "tok"}, {"token": {"project": {"name": "admin"}}}
+        if method == "GET" and headers.get("X-Auth-Token") == "tok":
+            return 200, {}, {"token": {}}
+        return 404, {}, None
+
+    port, seen = http(keystone)
+    server = {
+        "bind": {"address": "0.0.0.0", "port": port},
+        "admin_name": "admin",
+        "admin_password": PLACEHOLDER,
+        "admin_project": "admin",
+    }
+    env = _pillar_files(
+        tmp_path,
+        {"keystone": {"server": server}},
+        {"/keystone/server/admin_password": "admin-s3cret"},
+    )
+    script = FORMULAS / "keystone" / "files" / "api_check.py"
+    done = _run([sys.executable, str(script)], {**env, **shim})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "validated" in done.stdout
+    assert "admin-s3cret" not in done.stdout + done.stderr
+    assert [(m, p) for m, p, _ in seen] == [("POST", "/v3/auth/tokens"), ("GET", "/v3/auth/tokens")]
+    # Without the secrets file the placeholder goes out, and keystone refuses it.
+    env["SALINE_PILLAR_SECRETS"] = ""
+    done = _run([sys.executable, str(script)], {**env, **shim})
+    assert done.returncode == 1 and "HTTP 401" in done.stdout
+
+
+def test_the_glance_check_gets_its_token_with_the_secret(
+    tmp_path: Path, shim: dict[str, str], http: Any
+) -> None:
+    def api(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+        if method == "POST" and path == "/v3/auth/tokens":
+            if body["auth"]["identity"]["password"]["user"]["password"] != "glance-s3cret":
+                return 401, {}, None
+            return 201, {"X-Subject-Token": "tok"}, {"token": {}}
+        if path.startswith("/v2/images") and headers.get("X-Auth-Token") == "tok":
+            return 200, {}, {"images": []}
+        return 401, {}, None
+
+    port, _seen = http(api)
+    identity = {
+        "auth_url": f"http://127.0.0.1:{port}/v3",
+        "user": "glance",
+        "password": PLACEHOLDER,
+        "tenant": "service",
+    }
+    server = {"bind": {"address": "127.0.0.1", "port": port}, "identity": identity}
+    env = _pillar_files(
+        tmp_path,
+        {"glance": {"server": server}},
+        {"/glance/server/identity/password": "glance-s3cret"},
+    )
+    done = _run(
+        [sys.executable, str(FORMULAS / "glance" / "files" / "api_check.py")], {**env, **shim}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "image list" in done.stdout and "glance-s3cret" not in done.stdout
+
+
+def test_the_memcached_check_reads_the_port_from_the_pillar(
+    tmp_path: Path, shim: dict[str, str]
+) -> None:
+    class Stats(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(100)
+            self.request.sendall(b"STAT uptime 7\r\nSTAT curr_items 0\r\nEND\r\n")
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Stats) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        port = server.server_address[1]
+        env = _pillar_files(
+            tmp_path, {"memcached": {"server": {"bind": {"address": "0.0.0.0", "port": port}}}}, {}
+        )
+        script = FORMULAS / "memcached" / "files" / "api_check.py"
+        done = _run([sys.executable, str(script)], {**env, **shim})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up 7 s" in done.stdout
+
+
+def test_a_check_without_a_pillar_says_so_in_one_line(tmp_path: Path, shim: dict[str, str]) -> None:
+    env = {"SALINE_PILLAR": str(tmp_path / "none.json"), **shim}
+    done = _run([sys.executable, str(FORMULAS / "memcached" / "files" / "api_check.py")], env)
+    assert done.returncode == 1
+    assert done.stdout.startswith("memcached: no pillar: ") and "no pillar at" in done.stdout
+
+
+# -- RabbitMQ's vhosts task ---------------------------------------------------------------
+
+VHOSTS = FORMULAS / "rabbitmq" / "files" / "vhosts.py"
+
+
+def _rabbit_pillar(port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    return {
+        "rabbitmq": {
+            "server": {
+                "bind": {"address": "0.0.0.0", "port": 5672},
+                "admin": {"name": "admin", "password": PLACEHOLDER, "host": host, "port": port},
+                "host": {
+                    "/openstack": {
+                        "enabled": True,
+                        "user": "openstack",
+                        "password": PLACEHOLDER,
+                        "policies": [
+                            {
+                                "name": "HA",
+                                "pattern": "^(?!amq\\.).*",
+                                "definition": '{"ha-mode": "all"}',
+                            }
+                        ],
+                    },
+                    "/off": {"enabled": False, "user": "x", "password": "y"},
+                },
+            }
+        }
+    }
+
+
+RABBIT_SECRETS = {
+    "/rabbitmq/server/admin/password": "admin-s3cret",
+    "/rabbitmq/server/host/~1openstack/password": "rabbit-s3cret",
+}
+
+
+def _rabbit(state: dict[str, Any]) -> Handler:
+    """A management API that keeps what it is told (PUT), as RabbitMQ does."""
+
+    def api(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+        auth = base64.b64decode(headers.get("Authorization", "Basic ")[6:]).decode()
+        if auth != "admin:admin-s3cret":
+            return 401, {}, {"error": "not_authorised", "reason": "Login failed"}
+        if method == "GET" and path == "/api/overview":
+            return 200, {}, {"rabbitmq_version": "3.10.8"}
+        if method == "PUT":
+            created = path not in state
+            state[path] = body
+            return (201 if created else 204), {}, None
+        return 404, {}, None
+
+    return api
+
+
+def test_the_vhosts_task_puts_every_enabled_host_with_the_secrets(
+    tmp_path: Path, shim: dict[str, str], http: Any
+) -> None:
+    state: dict[str, Any] = {}
+    port, seen = http(_rabbit(state))
+    env = {**_pillar_files(tmp_path, _rabbit_pillar(port), RABBIT_SECRETS), **shim}
+    done = _run([sys.executable, str(VHOSTS)], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert state == {
+        "/api/vhosts/%2Fopenstack": {},
+        "/api/permissions/%2Fopenstack/admin": {"configure": ".*", "write": ".*", "read": ".*"},
+        "/api/users/openstack": {"password": "rabbit-s3cret", "tags": ""},
+        "/api/permissions/%2Fopenstack/openstack": {"configure": ".*", "write": ".*", "read": ".*"},
+        "/api/policies/%2Fopenstack/HA": {
+            "pattern": "^(?!amq\\.).*",
+            "definition": {"ha-mode": "all"},
+            "apply-to": "all",
+            "priority": 0,
+        },
+    }
+    assert "virtual host /openstack: user openstack, 1 policies" in done.stdout
+    assert "s3cret" not in done.stdout + done.stderr
+    # Again: the same calls, the same state (PUTs of whole objects).
+    before, calls = dict(state), list(seen)
+    assert _run([sys.executable, str(VHOSTS)], env).returncode == 0
+    assert state == before and seen[len(calls) :] == calls
+
+
+def test_the_vhosts_task_fails_at_once_when_the_admin_is_refused(
+    tmp_path: Path, shim: dict[str, str], http: Any
+) -> None:
+    state: dict[str, Any] = {}
+    port, seen = http(_rabbit(state))
+    secrets = {**RABBIT_SECRETS, "/rabbitmq/server/admin/password": "wrong-s3cret"}
+    env = {**_pillar_files(tmp_path, _rabbit_pillar(port), secrets), **shim}
+    done = _run([sys.executable, str(VHOSTS)], env)
+    assert done.returncode == 1
+    assert "GET /api/overview: HTTP 401 Login failed" in done.stdout
+    assert len(seen) == 1 and not state
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_the_vhosts_task_reaches_the_bind_address_unless_told_a_host() -> None:
+    spec = importlib.util.spec_from_file_location("saline_test_vhosts", VHOSTS)
+    assert spec is not None and spec.loader is not None
+    vhosts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vhosts)
+    bind = {"address": "0.0.0.0", "port": 5672}
+    assert vhosts.api_url({"bind": bind, "admin": {}}) == "http://127.0.0.1:15672/api"
+    assert vhosts.api_url({"bind": {"address": "::"}, "admin": {"port": 1}}) == (
+        "http://127.0.0.1:1/api"
+    )
+    assert vhosts.api_url({"bind": {"address": "10.0.0.2"}, "admin": {}}) == (
+        "http://10.0.0.2:15672/api"
+    )
+    assert vhosts.api_url({"bind": bind, "admin": {"host": "rabbitmq"}}) == (
+        "http://rabbitmq:15672/api"
+    )
+    assert vhosts.api_url({"bind": bind, "admin": {"host": "fd00::1"}}) == (
+        "http://[fd00::1]:15672/api"
+    )
