@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -396,3 +397,110 @@ def test_uwsgi_reload_fails_early_when_the_new_app_keeps_dying(
         fake.close()
         os.close(reader)
     assert "keeps dying" in capsys.readouterr().out
+
+
+# -- the host side: haproxy's socket straight from the host ------------------------------
+
+
+def test_at_socket_speaks_to_the_socket_itself(admin_socket: tuple[str, FakeSocket]) -> None:
+    path, fake = admin_socket
+    hap = HAProxy.at_socket(path, timeout=5)
+    assert hap.server("api", "be1.local").state == "UP"
+    assert fake.requests == [b"show stat\n"]
+
+
+def test_at_socket_that_does_not_answer_is_one_error(tmp_path: Path) -> None:
+    hap = HAProxy.at_socket(str(tmp_path / "gone.sock"), timeout=5)
+    with pytest.raises(HAProxyError, match=r"gone\.sock does not answer"):
+        hap.stat()
+
+
+class RootPodman:
+    """podman as :meth:`HAProxy.for_container` sees it: a root folder, and exec."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root
+        self.execs: list[list[str]] = []
+
+    def root_dir(self, name: str) -> str | None:
+        return self.root
+
+    def exec(self, name: str, command: list[str], timeout: float = 0) -> str:
+        self.execs.append(command)
+        return stat("up")
+
+
+def test_for_container_takes_the_socket_under_the_containers_root(tmp_path: Path) -> None:
+    # As deep as podman's overlay folders: longer than a socket address may be (107 bytes).
+    root = tmp_path / ("overlay-" + "0" * 64) / "merged"
+    run = root / "run" / "haproxy"
+    assert len(str(run / "admin.sock")) > 107
+    run.mkdir(parents=True)
+    folder = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
+    try:  # bound where the address is short, as haproxy binds inside its container
+        fake = FakeSocket(f"/proc/self/fd/{folder}/admin.sock", lambda _r: stat("up").encode())
+    finally:
+        os.close(folder)
+    try:
+        podman = RootPodman(str(root))
+        hap = HAProxy.for_container(podman, "lb")  # type: ignore[arg-type]
+        assert hap.server("api", "be1.local").state == "UP"
+        assert fake.requests == [b"show stat\n"] and podman.execs == []
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("root", [None, "/nonexistent-root"])
+def test_for_container_falls_back_to_podman_exec(root: str | None) -> None:
+    podman = RootPodman(root)
+    hap = HAProxy.for_container(podman, "lb")  # type: ignore[arg-type]
+    assert hap.server("api", "be1.local").state == "UP"
+    assert podman.execs == [["saline-entrypoint", "haproxy", "show", "stat"]]
+
+
+def appless_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ticks: Callable[[int], int], loads_after: int
+) -> int:
+    """A chain reload whose new workers have no app for ``loads_after`` looks at the
+    stats (then they serve), with ``ticks(look)`` their CPU use at each look."""
+    monkeypatch.setattr(entrypoint, "UWSGI_APPLESS_SECONDS", 1.0)
+    monkeypatch.setattr(entrypoint, "UWSGI_IDLE_SECONDS", 1.0)
+    looks = iter(range(1000))
+    now = {"look": 0}
+
+    def stats(_req: bytes) -> bytes:
+        n = now["look"] = next(looks)
+        apps: list[dict[str, Any]] = [{}] if n == 0 or n > loads_after else []
+        pids = (10, 11) if n == 0 else (12, 13)
+        return json.dumps(
+            {"workers": [{"pid": p, "status": "idle", "apps": apps} for p in pids]}
+        ).encode()
+
+    monkeypatch.setattr(entrypoint, "cpu_ticks", lambda pid: ticks(now["look"]))
+    fifo = str(tmp_path / "master.fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    path = str(tmp_path / "stats.sock")
+    fake = FakeSocket(path, stats, reads=False)
+    try:
+        return entrypoint.main(["saline-entrypoint", "uwsgi-reload", fifo, path, "60"])
+    finally:
+        fake.close()
+        os.close(reader)
+
+
+def test_uwsgi_reload_fails_early_when_new_workers_idle_without_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # App-less and using no CPU: the app failed to load; given up long before 60 s.
+    assert appless_reload(tmp_path, monkeypatch, lambda look: 7, loads_after=10_000) == 1
+    assert "run without the app: it does not load" in capsys.readouterr().out
+
+
+def test_uwsgi_reload_waits_for_workers_still_loading_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # App-less for about 2.5 s (5 looks), past the app-less limit, but computing
+    # (their CPU time grows at every look): a slow load on a busy machine, not a failure.
+    assert appless_reload(tmp_path, monkeypatch, lambda look: look, loads_after=5) == 0
+    assert "uwsgi reloaded: 2 of 2 new worker(s) serving" in capsys.readouterr().out
