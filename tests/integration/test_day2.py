@@ -329,7 +329,8 @@ def test_rollback_goes_back_to_the_release_before(cloud: Cloud, podman: Podman) 
         n for n in before if n.startswith("memcached")
     }
     memcached = next(n for n in after if n.startswith("memcached"))
-    conf = podman.exec(after[memcached], ["cat", "/etc/memcached.conf"])
+    container_id = after[memcached].split("@")[0]  # "ID@STARTED", see Cloud.containers
+    conf = podman.exec(container_id, ["cat", "/etc/memcached.conf"])
     assert "-m 64" in conf, conf
     history = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)["releases"]
     assert history[-1]["id"] == previous and history[-1]["outcome"] == "applied"
