@@ -449,3 +449,22 @@ def test_releases_on_kubernetes_need_no_cluster(
         "namespace openstack-kubernetes at https://10.1.2.3:6443: no release recorded yet "
         "(`saline apply` records one)\n"
     )
+
+
+def test_the_releases_table_marks_the_current_one_and_names_its_source() -> None:
+    from saline.cli.common import releases_table
+
+    history = [
+        {"id": "a1", "time": "T1", "outcome": "applied", "current": False, "source": {}},
+        {
+            "id": "b2",
+            "time": "T2",
+            "outcome": "applied",
+            "current": True,
+            "source": {"model": "/m", "revision": "0123456789abcdef"},
+        },
+    ]
+    lines = releases_table(history).splitlines()
+    assert lines[0].split() == ["ID", "TIME", "OUTCOME", "SOURCE"]
+    assert lines[1].split() == ["a1", "T1", "applied"]
+    assert lines[2].split() == ["b2", "*", "T2", "applied", "/m", "0123456789ab"]

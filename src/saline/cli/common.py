@@ -128,3 +128,19 @@ def command(
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description, **kwargs)
     p.set_defaults(func=func)
     return p
+
+
+def releases_table(history: list[dict[str, Any]]) -> str:
+    """``saline releases`` as text: one line per recorded release, ``*`` on the one
+    running now (``entry["current"]``), the model folder and commit it came from."""
+    lines = [f"{'ID':<14}{'TIME':<22}{'OUTCOME':<10}SOURCE"]
+    for entry in history:
+        src = entry.get("source") or {}
+        rev = src.get("revision") or src.get("head") or ""
+        shown = f"{src.get('model', '')} {rev[:12]}".strip()
+        mark = " *" if entry["current"] else ""
+        lines.append(
+            f"{entry.get('id', '?') + mark:<14}{entry.get('time', '?'):<22}"
+            f"{entry.get('outcome', '?'):<10}{shown}"
+        )
+    return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ from .common import (
     add_model_option,
     add_stack_option,
     command,
+    releases_table,
 )
 
 #: --detailed-exitcode: 0 no changes, 2 changes, 1 error (terraform's convention).
@@ -214,17 +215,7 @@ def cmd_releases(args: argparse.Namespace, ctx: Context) -> int:
     if not history:
         print(f"stack {project}: no release recorded yet (`saline up` records one)", file=ctx.out)
         return 0
-    print(f"{'ID':<14}{'TIME':<22}{'OUTCOME':<10}SOURCE", file=ctx.out)
-    for entry in history:
-        src = entry.get("source") or {}
-        where = src.get("revision") or src.get("head") or ""
-        shown = f"{src.get('model', '')} {where[:12]}".strip()
-        mark = " *" if entry["current"] else ""
-        print(
-            f"{entry.get('id', '?') + mark:<14}{entry.get('time', '?'):<22}"
-            f"{entry.get('outcome', '?'):<10}{shown}",
-            file=ctx.out,
-        )
+    ctx.out.write(releases_table(history))
     return 0
 
 

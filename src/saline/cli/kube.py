@@ -24,6 +24,7 @@ from .common import (
     add_registry_option,
     add_stack_option,
     command,
+    releases_table,
 )
 
 if TYPE_CHECKING:
@@ -413,17 +414,7 @@ def kube_releases(args: argparse.Namespace, ctx: Context) -> int:
         print(f"{where}: no release recorded yet (`saline apply` records one)", file=ctx.out)
         return 0
     print(f"{where}:", file=ctx.out)
-    print(f"{'ID':<14}{'TIME':<22}{'OUTCOME':<10}SOURCE", file=ctx.out)
-    for entry in history:
-        src = entry.get("source") or {}
-        rev = src.get("revision") or src.get("head") or ""
-        shown = f"{src.get('model', '')} {rev[:12]}".strip()
-        mark = " *" if entry["current"] else ""
-        print(
-            f"{entry.get('id', '?') + mark:<14}{entry.get('time', '?'):<22}"
-            f"{entry.get('outcome', '?'):<10}{shown}",
-            file=ctx.out,
-        )
+    ctx.out.write(releases_table(history))
     return 0
 
 
