@@ -2,8 +2,8 @@
 # rabbitmq:server:host, through the management HTTP API of the node at
 # rabbitmq:server:admin:host as the administrator rabbitmq:server:admin (files/vhosts.py).
 # Over the network, so it runs the same beside the node (compose) and in a pod of its
-# own (a Kubernetes Job); the script reads the pillar through `saline-entrypoint pillar`:
-# no secret in its arguments or environment.
+# own (a Kubernetes Job); the script reads the pillar on its stdin (`saline-entrypoint
+# with-pillar`): no secret in its arguments or environment.
 {%- set admin = pillar['rabbitmq']['server'].get('admin', {}) %}
 {%- if not (admin.get('name') and admin.get('password')) %}
 rabbitmq_admin:
@@ -21,7 +21,7 @@ rabbitmq_vhosts_script:
 
 rabbitmq_vhosts:
   cmd.run:
-    - name: python3 /usr/local/lib/saline/rabbitmq-vhosts.py
+    - name: saline-entrypoint with-pillar rabbitmq:server python3 /usr/local/lib/saline/rabbitmq-vhosts.py
     - require:
       - file: rabbitmq_vhosts_script
 {%- endif %}

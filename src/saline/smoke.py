@@ -50,6 +50,18 @@ class SmokeReport:
         }
 
 
+def endpoint_overrides(env: dict[str, str]) -> dict[str, str]:
+    """``OS_<TYPE>_ENDPOINT_OVERRIDE`` variables (``saline openrc --target kubernetes``
+    gives them where the catalog names Services) as openstacksdk's settings
+    (``image_endpoint_override``): what the openstack CLI reads from them too."""
+    prefix, suffix = "OS_", "_ENDPOINT_OVERRIDE"
+    return {
+        f"{var[len(prefix) : -len(suffix)].lower()}_endpoint_override": url
+        for var, url in sorted(env.items())
+        if var.startswith(prefix) and var.endswith(suffix) and len(var) > len(prefix + suffix)
+    }
+
+
 def _connect(env: dict[str, str], **override: str) -> Any:
     import openstack  # imported here: it takes ~0.5 s, and only smoke needs it
 
@@ -61,15 +73,14 @@ def _connect(env: dict[str, str], **override: str) -> Any:
         "user_domain_name": env.get("OS_USER_DOMAIN_NAME", "Default"),
         "project_domain_name": env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
     }
+    settings: dict[str, Any] = {
+        "region_name": env.get("OS_REGION_NAME"),
+        "interface": env.get("OS_INTERFACE", "public"),
+        "identity_api_version": "3",
+        **endpoint_overrides(env),
+    }
     # Only these credentials: no clouds.yaml, no OS_* of the caller's shell.
-    return openstack.connect(
-        load_yaml_config=False,
-        load_envvars=False,
-        auth=auth,
-        region_name=env.get("OS_REGION_NAME"),
-        interface=env.get("OS_INTERFACE", "public"),
-        identity_api_version="3",
-    )
+    return openstack.connect(load_yaml_config=False, load_envvars=False, auth=auth, **settings)
 
 
 def run_smoke(env: dict[str, str], progress: Callable[[str], None]) -> SmokeReport:

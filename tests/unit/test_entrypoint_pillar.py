@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from saline.build import entrypoint
+from saline.formulas import FormulaSet
 from tools import FORMULAS
 
 ENTRYPOINT = Path(entrypoint.__file__)
@@ -51,6 +52,40 @@ def _pillar_files(tmp_path: Path, public: Any, secrets: dict[str, Any] | None) -
         path.write_text(json.dumps(secrets))
         env["SALINE_PILLAR_SECRETS"] = str(path)
     return env
+
+
+def installed_command(argv: list[str]) -> list[str]:
+    """A formula's command as it runs in its image, run here: python3 is this Python, a
+    script the install states put in /usr/local/lib/saline is its source in the formula
+    (the install states copy ``files/X.py`` there as ``FORMULA-X-WITH-DASHES.py``)."""
+    out = []
+    for word in argv:
+        if word == "python3":
+            word = sys.executable
+        elif word.startswith("/usr/local/lib/saline/"):
+            found = [
+                f
+                for f in FORMULAS.glob("*/files/*.py")
+                if word.endswith(f"/{f.parts[-3]}-{f.stem.replace('_', '-')}.py")
+            ]
+            assert len(found) == 1, (word, found)
+            word = str(found[0])
+        out.append(word)
+    return out
+
+
+def api_check(service: str) -> list[str]:
+    """The service's ``api_check`` command from its formula.yml, runnable here."""
+    check = FormulaSet([str(FORMULAS)]).services[service][1].api_check
+    assert check is not None
+    return installed_command(list(check.command))
+
+
+def vhosts_task() -> list[str]:
+    """The command rabbitmq's vhosts task runs (bootstrap.sls's cmd.run), runnable here."""
+    sls = (FORMULAS / "rabbitmq" / "bootstrap.sls").read_text()
+    line = next(x for x in sls.splitlines() if "with-pillar" in x and "name:" in x)
+    return installed_command(line.split("name:", 1)[1].split())
 
 
 def pillar_cmd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -135,11 +170,20 @@ SCRIPTS = sorted(FORMULAS.glob("*/files/*.py"))
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parts[-3]}/{p.name}")
 def test_no_formula_script_reads_the_pillar_file_itself(script: Path) -> None:
     """On Kubernetes $SALINE_PILLAR holds placeholders: a script that reads the pillar
-    takes it from the entrypoint (merged), and never a secret through argv."""
+    takes it on its stdin from the entrypoint (merged), never a secret through argv."""
     text = script.read_text()
     assert "SALINE_PILLAR" not in text
-    if "pillar(" in text:
-        assert '["saline-entrypoint", "pillar", path]' in text
+    assert "saline-entrypoint" not in text or "with-pillar" in text  # no pillar of its own
+
+
+@pytest.mark.parametrize(
+    "command",
+    [*(api_check(s) for s in ("keystone", "glance-api", "memcached")), vhosts_task()],
+    ids=lambda c: Path(c[-1]).parts[-3],
+)
+def test_the_checks_and_the_vhosts_task_read_the_pillar_on_stdin(command: list[str]) -> None:
+    assert command[:2] == ["saline-entrypoint", "with-pillar"]
+    assert "json.load(sys.stdin)" in Path(command[-1]).read_text()
 
 
 @pytest.fixture
@@ -223,15 +267,14 @@ def test_the_keystone_check_logs_in_with_the_secret(
         {"keystone": {"server": server}},
         {"/keystone/server/admin_password": "admin-s3cret"},
     )
-    script = FORMULAS / "keystone" / "files" / "api_check.py"
-    done = _run([sys.executable, str(script)], {**env, **shim})
+    done = _run(api_check("keystone"), {**env, **shim})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "validated" in done.stdout
     assert "admin-s3cret" not in done.stdout + done.stderr
     assert [(m, p) for m, p, _ in seen] == [("POST", "/v3/auth/tokens"), ("GET", "/v3/auth/tokens")]
     # Without the secrets file the placeholder goes out, and keystone refuses it.
     env["SALINE_PILLAR_SECRETS"] = ""
-    done = _run([sys.executable, str(script)], {**env, **shim})
+    done = _run(api_check("keystone"), {**env, **shim})
     assert done.returncode == 1 and "HTTP 401" in done.stdout
 
 
@@ -260,9 +303,7 @@ def test_the_glance_check_gets_its_token_with_the_secret(
         {"glance": {"server": server}},
         {"/glance/server/identity/password": "glance-s3cret"},
     )
-    done = _run(
-        [sys.executable, str(FORMULAS / "glance" / "files" / "api_check.py")], {**env, **shim}
-    )
+    done = _run(api_check("glance-api"), {**env, **shim})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "image list" in done.stdout and "glance-s3cret" not in done.stdout
 
@@ -281,17 +322,16 @@ def test_the_memcached_check_reads_the_port_from_the_pillar(
         env = _pillar_files(
             tmp_path, {"memcached": {"server": {"bind": {"address": "0.0.0.0", "port": port}}}}, {}
         )
-        script = FORMULAS / "memcached" / "files" / "api_check.py"
-        done = _run([sys.executable, str(script)], {**env, **shim})
+        done = _run(api_check("memcached"), {**env, **shim})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "up 7 s" in done.stdout
 
 
 def test_a_check_without_a_pillar_says_so_in_one_line(tmp_path: Path, shim: dict[str, str]) -> None:
     env = {"SALINE_PILLAR": str(tmp_path / "none.json"), **shim}
-    done = _run([sys.executable, str(FORMULAS / "memcached" / "files" / "api_check.py")], env)
-    assert done.returncode == 1
-    assert done.stdout.startswith("memcached: no pillar: ") and "no pillar at" in done.stdout
+    done = _run(api_check("memcached"), env)
+    assert done.returncode == 2  # the entrypoint's: the check never ran
+    assert "no pillar at" in done.stderr and done.stdout == ""
 
 
 # -- RabbitMQ's vhosts task ---------------------------------------------------------------
@@ -355,7 +395,7 @@ def test_the_vhosts_task_puts_every_enabled_host_with_the_secrets(
     state: dict[str, Any] = {}
     port, seen = http(_rabbit(state))
     env = {**_pillar_files(tmp_path, _rabbit_pillar(port), RABBIT_SECRETS), **shim}
-    done = _run([sys.executable, str(VHOSTS)], env)
+    done = _run(vhosts_task(), env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert state == {
         "/api/vhosts/%2Fopenstack": {},
@@ -373,7 +413,7 @@ def test_the_vhosts_task_puts_every_enabled_host_with_the_secrets(
     assert "s3cret" not in done.stdout + done.stderr
     # Again: the same calls, the same state (PUTs of whole objects).
     before, calls = dict(state), list(seen)
-    assert _run([sys.executable, str(VHOSTS)], env).returncode == 0
+    assert _run(vhosts_task(), env).returncode == 0
     assert state == before and seen[len(calls) :] == calls
 
 
@@ -384,7 +424,7 @@ def test_the_vhosts_task_fails_at_once_when_the_admin_is_refused(
     port, seen = http(_rabbit(state))
     secrets = {**RABBIT_SECRETS, "/rabbitmq/server/admin/password": "wrong-s3cret"}
     env = {**_pillar_files(tmp_path, _rabbit_pillar(port), secrets), **shim}
-    done = _run([sys.executable, str(VHOSTS)], env)
+    done = _run(vhosts_task(), env)
     assert done.returncode == 1
     assert "GET /api/overview: HTTP 401 Login failed" in done.stdout
     assert len(seen) == 1 and not state
@@ -410,3 +450,24 @@ def test_the_vhosts_task_reaches_the_bind_address_unless_told_a_host() -> None:
     assert vhosts.api_url({"bind": bind, "admin": {"host": "fd00::1"}}) == (
         "http://[fd00::1]:15672/api"
     )
+
+
+# -- with-pillar ------------------------------------------------------------------------------
+
+
+def test_with_pillar_gives_the_command_that_value_on_stdin(tmp_path: Path) -> None:
+    env = _pillar_files(tmp_path, SPLIT, SECRETS)
+    echo = [sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read()); sys.exit(3)"]
+    done = _run([sys.executable, str(ENTRYPOINT), "with-pillar", "k:server", *echo], env)
+    assert done.returncode == 3  # the command's own
+    assert json.loads(done.stdout) == MERGED["k"]["server"]
+
+
+def test_with_pillar_refuses_a_missing_path_or_command(tmp_path: Path) -> None:
+    env = _pillar_files(tmp_path, SPLIT, SECRETS)
+    run = [sys.executable, str(ENTRYPOINT), "with-pillar"]
+    done = _run([*run, "k:nope", "true"], env)
+    assert done.returncode == 1 and "k:nope" in done.stderr and "s3cret" not in done.stderr
+    assert _run([*run, "k:server"], env).returncode == 2
+    done = _run([*run, "k:server", str(tmp_path / "no-such-command")], env)
+    assert done.returncode == 127 and "cannot run" in done.stderr

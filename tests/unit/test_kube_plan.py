@@ -25,6 +25,7 @@ from saline.images import services_by_node
 from saline.lifecycle.kube_plan import (
     KubePlan,
     Wave,
+    endpoints_of,
     field_changes,
     key,
     kube_plan_text,
@@ -33,6 +34,7 @@ from saline.lifecycle.kube_plan import (
     openrc_of,
     plan_waves,
     reachable,
+    reachable_openrc,
 )
 from saline.lifecycle.plan import Current, make_plan
 from saline.manifests.kubernetes import KubeOptions, kubernetes_manifests
@@ -335,3 +337,36 @@ def test_openrc_from_the_model_with_service_names_made_reachable() -> None:
     assert reachable({"U": "http://elsewhere:5000"}, {"keystone": "1.2.3.4"}) == {
         "U": "http://elsewhere:5000"
     }
+
+
+def test_catalog_endpoints_that_are_service_names_get_overrides() -> None:
+    model = load_model(str(KUBE))
+    services = services_by_node(model, FORMULA_SET)
+    pillars = {n: model.node(n).parameters for n, s in services.items() if s}
+    endpoints = endpoints_of(services, pillars)
+    assert endpoints == {
+        "identity": "http://keystone:5000/v3",
+        "image": "http://glance-api:9292",
+    }
+    addresses = {"keystone": "10.96.0.20", "glance-api": "10.96.0.21"}
+    got = reachable_openrc(openrc_of(services, pillars), endpoints, addresses)
+    assert got["OS_AUTH_URL"] == "http://10.96.0.20:5000/v3"
+    assert got["OS_IDENTITY_ENDPOINT_OVERRIDE"] == "http://10.96.0.20:5000/v3"
+    assert got["OS_IMAGE_ENDPOINT_OVERRIDE"] == "http://10.96.0.21:9292"
+    # An endpoint the users already reach (an address, not a Service) gets no override.
+    plain = reachable_openrc({}, {"image": "http://203.0.113.7:9292"}, addresses)
+    assert plain == {}
+
+
+def test_an_endpoint_the_pillar_cannot_fill_names_the_formula_and_key() -> None:
+    model = load_model(str(KUBE))
+    services = services_by_node(model, FORMULA_SET)
+    pillars = {n: model.node(n).parameters for n, s in services.items() if s}
+    node = next(n for n in sorted(services) if any(s.name == "glance-api" for s in services[n]))
+    broken = {n: dict(p) for n, p in pillars.items()}
+    broken[node] = {**pillars[node], "glance": {"server": {"enabled": True}}}
+    with pytest.raises(
+        ValueError,
+        match=r"endpoints: image of formula service glance-api needs glance:server:'bind'",
+    ):
+        endpoints_of(services, broken)

@@ -95,3 +95,23 @@ def test_a_missing_catalog_entry_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
     with pytest.raises(SmokeError, match="no public image endpoint \\(has identity\\)"):
         run_smoke(ENV, lambda line: None)
+
+
+def test_endpoint_overrides_reach_openstacksdk() -> None:
+    """openrc's OS_<TYPE>_ENDPOINT_OVERRIDE become the real openstacksdk's endpoints (no
+    request is made: the endpoint is configuration); other services keep the catalog's."""
+    env = {
+        **ENV,
+        "OS_IMAGE_ENDPOINT_OVERRIDE": "http://10.96.0.21:9292",
+        "OS_IDENTITY_ENDPOINT_OVERRIDE": "http://10.96.0.20:5000/v3",
+        "OS_ENDPOINT_OVERRIDE": "not a service's",
+    }
+    assert smoke.endpoint_overrides(env) == {
+        "identity_endpoint_override": "http://10.96.0.20:5000/v3",
+        "image_endpoint_override": "http://10.96.0.21:9292",
+    }
+    conn = smoke._connect(env)
+    assert conn.config.get_endpoint("image") == "http://10.96.0.21:9292"
+    assert conn.config.get_endpoint("identity") == "http://10.96.0.20:5000/v3"
+    assert conn.config.get_endpoint("compute") is None
+    assert smoke._connect(ENV).config.get_endpoint("image") is None

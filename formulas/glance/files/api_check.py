@@ -3,33 +3,17 @@ auth URL, glance's own service user), then the image list from this instance its
 exit 0 when both succeed.
 
 Run in the instance's container. Standard library only. Credentials come from the pillar
-the container runs with (glance:server:identity, its secrets merged: `saline-entrypoint
-pillar`); nothing secret is printed.
+the container runs with: glance:server, its secrets merged, as JSON on stdin
+(`saline-entrypoint with-pillar glance:server`); nothing secret is printed.
 """
 
 import json
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
 TIMEOUT = 20
-
-
-def pillar(path):
-    """The pillar value at ``path`` as this container runs with it (its secrets merged),
-    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
-    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
-    try:
-        done = subprocess.run(
-            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
-    return json.loads(done.stdout)
 
 
 def local_url(bind):
@@ -70,8 +54,8 @@ def token(identity):
 
 def main():
     try:
-        server = pillar("glance:server")
-    except (OSError, RuntimeError, ValueError) as e:
+        server = json.load(sys.stdin)
+    except (OSError, ValueError) as e:
         print(f"glance-api: no pillar: {e}")
         return 1
     identity = server["identity"]

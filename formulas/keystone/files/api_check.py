@@ -2,33 +2,17 @@
 instance itself, then that token validated by it; exit 0 when both succeed.
 
 Run in the instance's container. Standard library only. The admin's credentials come from
-the pillar the container runs with (keystone:server, its secrets merged: `saline-entrypoint
-pillar`); nothing secret is printed.
+the pillar the container runs with: keystone:server, its secrets merged, as JSON on stdin
+(`saline-entrypoint with-pillar keystone:server`); nothing secret is printed.
 """
 
 import json
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
 TIMEOUT = 20
-
-
-def pillar(path):
-    """The pillar value at ``path`` as this container runs with it (its secrets merged),
-    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
-    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
-    try:
-        done = subprocess.run(
-            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
-    return json.loads(done.stdout)
 
 
 def local_url(bind):
@@ -43,8 +27,8 @@ def local_url(bind):
 
 def main():
     try:
-        server = pillar("keystone:server")
-    except (OSError, RuntimeError, ValueError) as e:
+        server = json.load(sys.stdin)
+    except (OSError, ValueError) as e:
         print(f"keystone: no pillar: {e}")
         return 1
     base = local_url(server["bind"]) + "/v3"

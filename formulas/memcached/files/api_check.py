@@ -1,34 +1,18 @@
 """memcached's API check (formula.yml `api_check`): `stats` over memcached's protocol
 from this instance itself; exit 0 when it answers. Standard library only; the port comes
-from the pillar the container runs with (memcached:server:bind: `saline-entrypoint
-pillar`).
+from the pillar the container runs with: memcached:server:bind as JSON on stdin
+(`saline-entrypoint with-pillar memcached:server:bind`).
 """
 
 import json
 import socket
-import subprocess
 import sys
-
-
-def pillar(path):
-    """The pillar value at ``path`` as this container runs with it (its secrets merged),
-    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
-    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
-    try:
-        done = subprocess.run(
-            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
-    return json.loads(done.stdout)
 
 
 def main():
     try:
-        bind = pillar("memcached:server:bind")
-    except (OSError, RuntimeError, ValueError) as e:
+        bind = json.load(sys.stdin)
+    except (OSError, ValueError) as e:
         print(f"memcached: no pillar: {e}")
         return 1
     host = str(bind.get("address") or "0.0.0.0")

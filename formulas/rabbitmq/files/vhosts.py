@@ -9,14 +9,14 @@ network, so the task runs the same in a container beside the node (compose) as i
 of its own (a Kubernetes Job). Every call is a PUT of the whole object: running it again
 changes nothing.
 
-Standard library only. The pillar (its secrets merged) comes from `saline-entrypoint
-pillar` through a pipe: no secret in argv or the environment; nothing secret is printed.
+Standard library only. rabbitmq:server (its secrets merged) comes as JSON on stdin
+(`saline-entrypoint with-pillar rabbitmq:server`): no secret in argv or the environment;
+nothing secret is printed.
 """
 
 import base64
 import contextlib
 import json
-import subprocess
 import sys
 import time
 import urllib.error
@@ -29,21 +29,6 @@ TIMEOUT = 20
 READY_SECONDS = 180
 WILDCARD = ("0.0.0.0", "::", "*")
 ALL = {"configure": ".*", "write": ".*", "read": ".*"}
-
-
-def pillar(path):
-    """The pillar value at ``path`` as this container runs with it (its secrets merged),
-    from ``saline-entrypoint pillar``: read through a pipe, never from argv or the
-    environment. Raises RuntimeError with the entrypoint's message (no value in it)."""
-    try:
-        done = subprocess.run(
-            ["saline-entrypoint", "pillar", path], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"saline-entrypoint pillar {path} did not answer in 30 s") from None
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip() or f"saline-entrypoint pillar {path} failed")
-    return json.loads(done.stdout)
 
 
 def api_url(server):
@@ -147,9 +132,9 @@ def apply(api, server):
 
 def main():
     try:
-        server = pillar("rabbitmq:server")
+        server = json.load(sys.stdin)
         base = api_url(server)
-    except (OSError, RuntimeError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError) as e:
         print(f"rabbitmq: no pillar: {type(e).__name__}: {e}")
         return 1
     admin = server["admin"]

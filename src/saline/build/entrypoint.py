@@ -18,6 +18,10 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       scripts: they read it through a pipe, so no secret is
                                       in their argv or environment; exit 2 when the pillar
                                       cannot be read, 1 when it has no PATH
+  saline-entrypoint with-pillar PATH COMMAND...
+                                      COMMAND with that value (as ``pillar PATH`` prints
+                                      it) on its stdin; its exit code (the formulas' API
+                                      checks and task scripts start this way)
   saline-entrypoint health http URL [CODES] | tcp HOST PORT
                                       one health probe (a compose healthcheck): exit 0
                                       when healthy
@@ -318,26 +322,54 @@ def write_pillar(work: str) -> str:
     return pdir
 
 
-def pillar_cli(argv: list[str]) -> int:
-    """``saline-entrypoint pillar [PATH]``: the merged pillar (or its value at the colon
-    path PATH) as JSON on stdout. Errors name the path, never a value."""
-    if len(argv) > 1 or (argv and not argv[0]):
-        log("usage: pillar [PATH] (a colon path, e.g. keystone:server)")
-        return 2
+def pillar_at(path: str | None) -> tuple[int, object]:
+    """(0, the merged pillar's value at the colon path ``path``, or all of it), or (exit
+    code, None) after logging why: 2 when the pillar cannot be read, 1 when it has no
+    ``path``. Messages name the path, never a value."""
     try:
         data = merged_pillar()
     except PillarError as e:
         log(str(e))
+        return 2, None
+    for key in path.split(":") if path else []:
+        if not isinstance(data, dict) or key not in data:
+            log(f"the pillar has no {path}")
+            return 1, None
+        data = data[key]
+    return 0, data
+
+
+def pillar_cli(argv: list[str]) -> int:
+    """``saline-entrypoint pillar [PATH]``: the merged pillar (or its value at the colon
+    path PATH) as JSON on stdout."""
+    if len(argv) > 1 or (argv and not argv[0]):
+        log("usage: pillar [PATH] (a colon path, e.g. keystone:server)")
         return 2
-    if argv:
-        for key in argv[0].split(":"):
-            if not isinstance(data, dict) or key not in data:
-                log(f"the pillar has no {argv[0]}")
-                return 1
-            data = data[key]
+    code, data = pillar_at(argv[0] if argv else None)
+    if code:
+        return code
     json.dump(data, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
+
+
+def with_pillar(argv: list[str]) -> int:
+    """``saline-entrypoint with-pillar PATH COMMAND...``: COMMAND run with the merged
+    pillar's value at PATH as JSON on its stdin; its exit code. The formulas' checks and
+    task scripts read their settings this way: no secret in an argv or an environment,
+    and no second process to ask for them."""
+    if len(argv) < 2 or not argv[0]:
+        log("usage: with-pillar PATH COMMAND... (PATH a colon path, e.g. keystone:server)")
+        return 2
+    code, data = pillar_at(argv[0])
+    if code:
+        return code
+    try:
+        # No timeout here: the caller bounds the whole exec (podman exec, Salt's cmd.run).
+        return subprocess.run(argv[1:], input=json.dumps(data).encode()).returncode
+    except OSError as e:
+        log(f"cannot run {argv[1]}: {e}")
+        return 127
 
 
 def probe(argv: list[str]) -> int:
@@ -619,6 +651,8 @@ def main(argv: list[str]) -> int:
         return probe(argv[2:])
     if mode == "pillar":
         return pillar_cli(argv[2:])
+    if mode == "with-pillar":
+        return with_pillar(argv[2:])
     if mode == "haproxy":
         return haproxy_cli(argv[2:])
     if mode == "haproxy-reload":
@@ -681,7 +715,8 @@ def main(argv: list[str]) -> int:
             exec_command(service)
         log(
             f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | pillar | health"
-            " | haproxy COMMAND... | haproxy-reload | uwsgi-reload | warm"
+            " | with-pillar PATH COMMAND... | haproxy COMMAND... | haproxy-reload | uwsgi-reload"
+            " | warm"
         )
         return 2
     finally:

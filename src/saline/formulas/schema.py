@@ -189,6 +189,11 @@ class Service(_Strict):
     #: ``saline openrc``: OS_* variables, as format strings over the service's pillar
     #: section (``"http://{bind[public_address]}:{bind[port]}/v3"``).
     openrc: dict[Annotated[str, Field(pattern=r"^OS_[A-Z_]+$")], str] = {}
+    #: The public endpoints the service registers in keystone's catalog: service type ->
+    #: URL, a format string over the pillar section as in ``openrc``. Where the URL's host
+    #: is a name only the cluster resolves (a Kubernetes Service), ``saline openrc`` adds
+    #: ``OS_<TYPE>_ENDPOINT_OVERRIDE`` with an address this machine reaches.
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], str] = {}
     #: Data that outlives the container: volume name -> absolute path in the container.
     #: The service's bootstrap tasks mount the same volumes.
     volumes: dict[Annotated[str, Field(pattern=_NAME.pattern)], str] = {}

@@ -58,12 +58,13 @@ from .kube_plan import (
     KEPT_KINDS,
     KubePlan,
     Wave,
+    endpoints_of,
     key,
     object_changes,
     observed,
     openrc_of,
     plan_waves,
-    reachable,
+    reachable_openrc,
 )
 from .plan import Current, make_plan
 from .records import RecordError, Records, _write
@@ -658,9 +659,11 @@ def openrc(
 ) -> dict[str, str]:
     """The admin's OS_* variables from the model, every Service name in them replaced by
     that Service's cluster IP (this machine reaches it when it is a node of the
-    cluster: kube-proxy's rules)."""
+    cluster: kube-proxy's rules), and endpoint overrides for the catalog's endpoints
+    that are Service names (:func:`reachable_openrc`)."""
     try:
         env = openrc_of(services, pillars)
+        endpoints = endpoints_of(services, pillars)
     except ValueError as e:
         raise KubeError(str(e)) from None
     if not env:
@@ -671,4 +674,4 @@ def openrc(
         ip = (svc.get("spec") or {}).get("clusterIP")
         if ip and ip != "None":
             addresses[str(svc["metadata"]["name"])] = str(ip)
-    return reachable(env, addresses)
+    return reachable_openrc(env, endpoints, addresses)

@@ -464,11 +464,26 @@ def openrc_of(
     """The OS_* variables the formulas declare (``openrc:``), each formula's from the
     first node (by name) that runs its service. Pure. ``services``: each node's service
     instances (``.name``, ``.spec.openrc``, ``.spec.pillar``)."""
-    env: dict[str, str] = {}
+    return _declared(services, pillars, "openrc")
+
+
+def endpoints_of(
+    services: Mapping[str, Sequence[Any]], pillars: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """The catalog's public endpoints the formulas declare (``endpoints:``): service type
+    -> URL, as :func:`openrc_of` finds them. Pure."""
+    return _declared(services, pillars, "endpoints")
+
+
+def _declared(
+    services: Mapping[str, Sequence[Any]], pillars: Mapping[str, Mapping[str, Any]], field: str
+) -> dict[str, str]:
+    out: dict[str, str] = {}
     seen: set[str] = set()
     for node in sorted(services):
         for s in services[node]:
-            if not s.spec.openrc or s.name in seen:
+            templates: Mapping[str, str] = getattr(s.spec, field)
+            if not templates or s.name in seen:
                 continue
             seen.add(s.name)
             section: Any = pillars[node]
@@ -476,14 +491,29 @@ def openrc_of(
                 section = section.get(k) if isinstance(section, Mapping) else None
             if not isinstance(section, Mapping):
                 raise ValueError(f"node {node} has no {s.spec.pillar} for `saline openrc`")
-            for var, template in s.spec.openrc.items():
+            for name, template in templates.items():
                 try:
-                    env.setdefault(var, template.format(**section))
+                    out.setdefault(name, template.format(**section))
                 except (KeyError, IndexError) as e:
                     raise ValueError(
-                        f"{var} of `saline openrc` needs {s.spec.pillar}:{e}"
+                        f"{field}: {name} of formula service {s.name} needs {s.spec.pillar}:{e}"
                     ) from None
-    return env
+    return out
+
+
+def reachable_openrc(
+    env: Mapping[str, str], endpoints: Mapping[str, str], addresses: Mapping[str, str]
+) -> dict[str, str]:
+    """``env`` made :func:`reachable`, plus ``OS_<TYPE>_ENDPOINT_OVERRIDE`` for each
+    catalog endpoint whose host is a Service name: clients (openstacksdk, the openstack
+    CLI) then reach the services at the Services' addresses while the catalog keeps the
+    names the pods resolve. Pure."""
+    out = reachable(env, addresses)
+    for kind, url in sorted(endpoints.items()):
+        there = reachable({kind: url}, addresses)[kind]
+        if there != url:
+            out[f"OS_{kind.upper().replace('-', '_')}_ENDPOINT_OVERRIDE"] = there
+    return out
 
 
 def reachable(env: Mapping[str, str], addresses: Mapping[str, str]) -> dict[str, str]:
