@@ -193,6 +193,8 @@ def test_what_keeps_pods_from_starting() -> None:
     assert (found, fatal) == ([], False)
     found, fatal = pod_problems([pod("CrashLoopBackOff", restarts=4)])
     assert found == ["pod web-1 container web: CrashLoopBackOff (4 restarts)"] and not fatal
+    found, fatal = pod_problems([pod("CrashLoopBackOff", restarts=5)])
+    assert found == ["pod web-1 container web: CrashLoopBackOff (5 restarts)"] and fatal
     found, fatal = pod_problems([pod("InvalidImageName", message="couldn't parse")])
     assert fatal and "InvalidImageName: couldn't parse" in found[0]
     unscheduled = {

@@ -76,6 +76,10 @@ POLL_SECONDS = 1.0
 REQUEST_SECONDS = 30.0
 #: Waiting reasons of a container that no amount of waiting fixes.
 FATAL_WAITING = ("InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull")
+#: Restarts after which a container in CrashLoopBackOff counts as failed, not as slow:
+#: the kubelet's back-off (10, 20, 40, 80 s) makes that 2.5 minutes or more of crashing,
+#: where waiting for the whole --timeout would only delay the rollback.
+CRASH_LOOP_RESTARTS = 5
 #: Fields the server keeps about an object, not part of what was applied.
 SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
@@ -283,7 +287,8 @@ def rollout_state(obj: Mapping[str, Any]) -> Health:
 
 def pod_problems(pods: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]:
     """What keeps pods from running: each container waiting or crashing, with its reason
-    and message; and whether one of them is fatal (:data:`FATAL_WAITING`). Pure."""
+    and message; and whether one of them is fatal (:data:`FATAL_WAITING`, or a crash loop
+    of :data:`CRASH_LOOP_RESTARTS`). Pure."""
     found: list[str] = []
     fatal = False
     for pod in pods:
@@ -302,6 +307,8 @@ def pod_problems(pods: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]:
                     + (f" ({c.get('restartCount')} restarts)" if c.get("restartCount") else "")
                 )
                 fatal = fatal or reason in FATAL_WAITING
+                crashing = reason == "CrashLoopBackOff"
+                fatal = fatal or (crashing and _int(c.get("restartCount")) >= CRASH_LOOP_RESTARTS)
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 found.append(
