@@ -23,17 +23,17 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from integration.clients import TokenLoop, admin_auth, running
 from integration.conftest import free_port
-from integration.test_stack import SALINE, http, ok, saline
+from integration.test_stack import SALINE, ok, saline
 from saline.runtime.podman import Podman
 from saline.runtime.registry import LocalRegistry
 from tools import require_tools
@@ -102,60 +102,16 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         registry.stop()
 
 
-@dataclass
-class Client:
-    """Asks keystone for a project-scoped token through haproxy every 0.2 s."""
-
-    auth: dict[str, Any]
-    requests: int = 0
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                status, _, body = http(
-                    "POST", f"http://{PROXY}:5000/v3/auth/tokens", {"auth": self.auth}
-                )
-                if status != 201:
-                    self.failures.append(f"HTTP {status}: {body[:200]!r}")
-            except OSError as e:
-                self.failures.append(f"{type(e).__name__}: {e}")
-            self.requests += 1
-            self.stop.wait(0.2)
-
-
-def client_for(env: dict[str, str]) -> Client:
+def client_for(env: dict[str, str]) -> TokenLoop:
     rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
-    domain = {"name": "Default"}
-    return Client(
-        {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": rc["OS_USERNAME"],
-                        "password": rc["OS_PASSWORD"],
-                        "domain": domain,
-                    }
-                },
-            },
-            "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": domain}},
-        }
-    )
+    return TokenLoop(f"http://{PROXY}:5000/v3", admin_auth(rc))
 
 
-def under_load(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], Client]:
-    client = client_for(env)
-    thread = threading.Thread(target=client.run, daemon=True)
-    thread.start()
-    time.sleep(1.0)
-    try:
+def under_load(
+    env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess[str], TokenLoop]:
+    with running(client_for(env)) as client:
         done = saline(env, *args)
-    finally:
-        time.sleep(1.0)
-        client.stop.set()
-        thread.join(30)
     return done, client
 
 
@@ -166,15 +122,7 @@ def plan(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
 
 
 def token_lifetime(env: dict[str, str]) -> float:
-    client = client_for(env)
-    status, _, body = http("POST", f"http://{PROXY}:5000/v3/auth/tokens", {"auth": client.auth})
-    assert status == 201, body[:300]
-    token = json.loads(body)["token"]
-
-    def ts(text: str) -> float:
-        return time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S"))
-
-    return ts(token["expires_at"]) - ts(token["issued_at"])
+    return client_for(env).token_lifetime()
 
 
 def test_apply_and_rollback_refuse_a_stack_that_is_not_running(

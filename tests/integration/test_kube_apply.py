@@ -32,8 +32,9 @@ from typing import Any
 import pytest
 
 from integration import kube_cluster as cluster_fixtures
+from integration.clients import TokenLoop, admin_auth, running
 from integration.test_localkube import web_image
-from integration.test_stack import http
+from integration.test_stack import openstack_in
 from release_tools import edit, release_of
 from saline.formulas import FormulaSet
 from saline.lifecycle.desired import Desired
@@ -61,6 +62,7 @@ from saline.runtime.kubernetes import (
     applyset_id,
     kinds_annotation,
 )
+from saline.runtime.podman import Podman
 from tools import FORMULAS, REPO
 
 pytestmark = pytest.mark.integration
@@ -539,6 +541,20 @@ def test_down_removes_everything_saline_created(target: Target) -> None:
 # -- the example, end to end ---------------------------------------------------------------
 
 
+def openstack_cli(env: dict[str, str], *args: str) -> str:
+    """The openstack CLI as in the stack test (:func:`openstack_in`): run on the host's
+    network, which reaches the cluster's Service addresses."""
+    images = json.loads(
+        subprocess.run(
+            [SALINE, "images", "--format", "json"], env=env, capture_output=True, text=True
+        ).stdout
+    )
+    pushed = next(i["image"] for i in images if i["service"] == "glance-api")
+    # The build's own name in podman's store (the cluster pulls the pushed one).
+    image = "localhost/saline/" + pushed.split("/saline/", 1)[1]
+    return openstack_in(image, {**env, **Podman.for_state(env["SALINE_STATE_DIR"]).env()}, *args)
+
+
 def cluster_services(cluster: Cluster) -> tuple[bool, bool]:
     """Whether the cluster has DNS for Services (a kube-dns Service) and a default
     StorageClass: what the example needs (its addresses are Service names; mariadb's and
@@ -557,9 +573,11 @@ def test_the_example_deploys_and_a_change_rolls_only_its_service(
     kube_cluster: Path, kube_registry: str, tmp_path: Path
 ) -> None:
     """``saline apply --target kubernetes`` of examples/openstack-kubernetes until every
-    wave is healthy; a token from keystone through ``openrc`` (its Service's cluster
-    IP); the plan again is empty; a keystone value changes only keystone's objects, rolls
-    only its Deployment and runs no bootstrap Job again; ``down --volumes`` leaves nothing.
+    wave is healthy; the plan again is empty; ``saline smoke`` passes and the openstack
+    CLI works with ``saline openrc`` (Services' cluster IPs, endpoint overrides); a
+    keystone value changes only keystone's objects, rolls only its Deployment under a
+    client loop with 0 failed requests, shows through the API and runs no bootstrap Job
+    again; ``down --volumes`` leaves nothing.
     """
     cluster = Cluster.connect(str(kube_cluster))
     dns, storage = cluster_services(cluster)
@@ -607,22 +625,21 @@ def test_the_example_deploys_and_a_change_rolls_only_its_service(
         again = saline("plan", "--detailed-exitcode")
         assert again.returncode == 0, again.stdout[-4000:]
 
+        # The cloud as its users see it, from this machine: openstacksdk's smoke checks
+        # and the openstack CLI, given only what `saline openrc` exports. The catalog
+        # names Services (http://glance-api:9292); openrc adds endpoint overrides.
+        smoke = saline("smoke", "--format", "json")
+        assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-4000:]
+        checks = [c["name"] for c in json.loads(smoke.stdout)["checks"]]
+        assert "project and user" in checks and "image upload and download" in checks
         rc = json.loads(saline("openrc", "--format", "json").stdout)
-        auth = {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": rc["OS_USERNAME"],
-                        "domain": {"name": "Default"},
-                        "password": rc["OS_PASSWORD"],
-                    }
-                },
-            },
-            "scope": {"project": {"name": rc["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
-        }
-        status, headers, _ = http("POST", f"{rc['OS_AUTH_URL']}/auth/tokens", {"auth": auth})
-        assert status == 201 and headers.get("x-subject-token")
+        assert rc["OS_IMAGE_ENDPOINT_OVERRIDE"].endswith(":9292")
+        cli = openstack_cli(env, "token", "issue", "-f", "value", "-c", "project_id")
+        assert cli.strip()
+        assert openstack_cli(env, "image", "list", "-f", "json").strip().startswith("[")
+
+        loop = TokenLoop(rc["OS_AUTH_URL"], admin_auth(rc))
+        assert 3500 <= loop.token_lifetime() <= 3700
 
         edit(model / "classes/system/keystone/server.yml", "expiration: 3600", "expiration: 7200")
         plan = json.loads(saline("plan", "--format", "json").stdout)
@@ -636,8 +653,13 @@ def test_the_example_deploys_and_a_change_rolls_only_its_service(
                 ("ConfigMap", "saline-release"),
             ), (kind, name)
         before_gen, before_jobs = generations(), jobs()
-        done = saline("apply", "--yes", "--timeout", "900")
+        # Rolled under a client loop through keystone's Service: not one request fails
+        # (a surge replica, readiness gates, preStop while the endpoints drain).
+        with running(loop):
+            done = saline("apply", "--yes", "--timeout", "900")
         assert done.returncode == 0, done.stderr[-6000:]
+        assert loop.requests > 20 and loop.failures == [], loop.failures[:5]
+        assert 7100 <= loop.token_lifetime() <= 7300  # the new value, through the API
         after_gen = generations()
         assert {k for k in after_gen if after_gen[k] != before_gen[k]} == {"Deployment keystone"}
         assert jobs() == before_jobs  # no bootstrap task ran again

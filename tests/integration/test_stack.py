@@ -166,7 +166,13 @@ def check_replicas_share_their_state(env: dict[str, str]) -> None:
 def openstack_cli(env: dict[str, str], podman: Podman, *args: str) -> str:
     """Debian's `openstack` (python-openstackclient, in the glance image), given only
     what `eval "$(saline openrc)"` exports."""
-    image = status(env)[GLANCE]["image"]
+    return openstack_in(status(env)[GLANCE]["image"], {**env, **podman.env()}, *args)
+
+
+def openstack_in(image: str, env: dict[str, str], *args: str) -> str:
+    """`openstack ARGS` in ``image`` (python-openstackclient: the glance-api image has it)
+    on the host's network, given only what `eval "$(saline openrc)"` exports, with saline
+    and podman run in ``env``."""
     script = (
         f'eval "$({SALINE} openrc)"; '
         "exec podman run --rm --network host "
@@ -177,7 +183,8 @@ def openstack_cli(env: dict[str, str], podman: Podman, *args: str) -> str:
         ["bash", "-c", script, "openstack", *args],
         capture_output=True,
         text=True,
-        env={**env, **podman.env(), "IMAGE": image},
+        env={**env, "IMAGE": image},
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
