@@ -353,6 +353,7 @@ def test_catalog_endpoints_that_are_service_names_get_overrides() -> None:
     assert got["OS_AUTH_URL"] == "http://10.96.0.20:5000/v3"
     assert got["OS_IDENTITY_ENDPOINT_OVERRIDE"] == "http://10.96.0.20:5000/v3"
     assert got["OS_IMAGE_ENDPOINT_OVERRIDE"] == "http://10.96.0.21:9292"
+    assert got["OS_CLOUD"] == "envvars"  # so that the openstack CLI reads the overrides
     # An endpoint the users already reach (an address, not a Service) gets no override.
     plain = reachable_openrc({}, {"image": "http://203.0.113.7:9292"}, addresses)
     assert plain == {}

@@ -513,6 +513,11 @@ def reachable_openrc(
         there = reachable({kind: url}, addresses)[kind]
         if there != url:
             out[f"OS_{kind.upper().replace('-', '_')}_ENDPOINT_OVERRIDE"] = there
+            # The openstack CLI takes only the OS_* variables it has options for unless
+            # the cloud is the one openstacksdk makes of every OS_* variable, named
+            # "envvars" (measured with Debian 12's python-openstackclient: without it
+            # `openstack image list` went to the catalog's http://glance-api:9292).
+            out["OS_CLOUD"] = "envvars"
     return out
 
 
