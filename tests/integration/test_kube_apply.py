@@ -621,7 +621,7 @@ def test_the_example_deploys_and_a_change_rolls_only_its_service(
         done = saline("apply", "--yes", "--timeout", "900")
         assert done.returncode == 0, done.stderr[-6000:]
         rows = json.loads(saline("status", "--format", "json").stdout)["objects"]
-        assert rows and all(r["healthy"] for r in rows), rows
+        assert rows and all(r["healthy"] for r in rows), [r for r in rows if not r["healthy"]]
         again = saline("plan", "--detailed-exitcode")
         assert again.returncode == 0, again.stdout[-4000:]
 
