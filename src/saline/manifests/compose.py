@@ -15,7 +15,9 @@ From the model and the formulas:
   service's instances (``SERVICE-TASK``), in the network and with the pillar of the
   service's first node, and every instance waits for it;
 * named volumes for each service's data, **shared by the service's instances**
-  (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), and one
+  (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), except a
+  stateful service's (``stateful: true``: a Galera member's data), where each instance
+  has its own when several run (``INSTANCE-VOLUME``, ``mariadb-dbs01-data``); and one
   network with a subnet holding every node.
 
 A task's inputs are its image and the pillar values it declares it uses (``inputs`` in
@@ -354,9 +356,14 @@ def plan_stack(
     doc_services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
 
-    def volume_name(service: str, vname: str) -> str:
-        """A service's volume: one for all its instances."""
-        return f"{service}-{vname}"
+    def volume_names(service: str, vname: str) -> dict[str, str]:
+        """A service's volume by node: one for all its instances (glance's file store),
+        except that each instance of a stateful service has its own (a Galera member's
+        data) when several nodes run it: ``INSTANCE-VOLUME``."""
+        instances = by_service[service]
+        if instances[0][1].spec.stateful and len(instances) > 1:
+            return {n.name: f"{names[(n.name, service)]}-{vname}" for n, _ in instances}
+        return {n.name: f"{service}-{vname}" for n, _ in instances}
 
     def data_volumes(service: str) -> tuple[str, ...]:
         """Podman names of the volumes of ``service`` and of everything it depends on."""
@@ -369,7 +376,8 @@ def plan_stack(
                 continue
             seen.add(name)
             spec = by_service[name][0][1].spec
-            found |= {f"{project}_{volume_name(name, v)}" for v in spec.volumes}
+            for v in spec.volumes:
+                found |= {f"{project}_{volume}" for volume in volume_names(name, v).values()}
             todo += spec.depends
         return tuple(sorted(found))
 
@@ -429,7 +437,7 @@ def plan_stack(
                 dep_targets += w_
             mounts = [f"{pillar_dirs[n.name]}:{PILLAR_DIR}:ro", f"{TASKS_VOLUME}:{TASK_MARKS}"]
             for vname, path in sorted(spec.volumes.items()):
-                volume = volume_name(inst.name, vname)
+                volume = volume_names(inst.name, vname)[n.name]
                 volumes[volume] = {
                     "name": f"{project}_{volume}",
                     "labels": {"saline.service": inst.name},
