@@ -12,17 +12,23 @@ from collections.abc import Callable
 from .build.builder import Builder, BuildResult
 from .build.graph import ImageSpec, plan_images
 from .formulas import Formula, FormulaSet, Service, ServiceInstance
+from .formulas.clusters import check_clusters, model_locator
 from .model import Model
 from .runtime.podman import Podman
 from .settings import Settings
 
 
 def services_by_node(model: Model, formulas: FormulaSet) -> dict[str, list[ServiceInstance]]:
-    """Each node's services (formulas among its applications, enabled in its pillar)."""
+    """Each node's services (formulas among its applications, enabled in its pillar).
+    The members of clustered services are checked here (a ModelError naming the file and
+    key), so every command that starts or plans something refuses a broken cluster."""
     out = {}
+    pillars = {}
     for node in model.node_names():
         compiled = model.node(node)
+        pillars[node] = compiled.parameters
         out[node] = formulas.node_services(node, compiled.applications, compiled.parameters)
+    check_clusters(out, pillars, model_locator(model))
     return out
 
 

@@ -31,10 +31,10 @@ import yaml
 
 from .errors import Location, ModelError, SalineError
 from .formulas import FormulaSet
+from .formulas.clusters import model_locator
 from .images import build_images, model_images, services_by_node
 from .manifests.compose import StackPlan, Step, plan_stack, project_name
 from .model import Model
-from .model.provenance import contributions
 from .model.secrets import redact, secret_values
 from .release import Release, pillar_digest
 from .runtime.compose import PROJECT_LABEL, ComposeRunner, Container
@@ -136,24 +136,12 @@ def load_stack(
     }
     images = {s.name: s.ref(None) for s in model_images(model, formulas)}
     pillar_dirs = {n: os.path.join(directory, "pillar", n) for n in pillars}
-    plan = plan_stack(project, pillars, services, images, pillar_dirs, _locator(model), release)
+    locate = model_locator(model)
+    plan = plan_stack(project, pillars, services, images, pillar_dirs, locate, release)
     secrets: set[str] = set()
     for p in pillars.values():
         secrets |= secret_values(p)
     return Stack(plan, directory, state_dir, pillars, secrets)
-
-
-def _locator(model: Model) -> Callable[[str, tuple[str, ...]], Location]:
-    """file:line where a node's parameter was set (else the node's file)."""
-
-    def locate(node: str, path: tuple[str, ...]) -> Location:
-        key = "parameters:" + ":".join(path)
-        found = contributions(model, node, "parameters", path)
-        if found:
-            return Location(found[-1].file, found[-1].line, node, key)
-        return Location(model.files.node(node).file, None, node, key)
-
-    return locate
 
 
 def compose_text(stack: Stack, model_root: str) -> str:

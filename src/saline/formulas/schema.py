@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _SLS = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+#: A colon path into the pillar (``keystone:server:database``).
+_PILLAR_PATH = r"^[^:\s]+(:[^:\s]+)*$"
 
 
 class _Strict(BaseModel):
@@ -149,7 +151,7 @@ class BootstrapTask(_Strict):
     #: The pillar values the task's states use (colon paths, ``keystone:server:database``):
     #: the task runs again when one of them, or its image, changes, and only then.
     #: Default: the service's whole pillar section.
-    inputs: list[Annotated[str, Field(pattern=r"^[^:\s]+(:[^:\s]+)*$")]] | None = None
+    inputs: list[Annotated[str, Field(pattern=_PILLAR_PATH)]] | None = None
     #: False (default): the task runs before its service starts, once the services it
     #: depends on are healthy (db sync, keys). True: it talks to its own running service,
     #: so it runs once that service is healthy (MariaDB databases, RabbitMQ users), and
@@ -163,6 +165,30 @@ class BootstrapTask(_Strict):
     timeout: Annotated[float, Field(gt=0)] = 600.0
 
     _v = field_validator("states")(_check_sls)
+
+
+class Cluster(_Strict):
+    """The service's instances may form one cluster (a Galera cluster): which nodes are
+    its members, and what saline checks of them before anything starts.
+
+    A node running the service is a member when one of the ``pillar`` sections has
+    ``enabled: true``; that section's ``members`` lists every member as ``{name, host,
+    port}``, ``name`` being the member's node (its Salt minion id). saline checks that
+    the list names the node itself, that every member lists the same members, that each
+    member is a node running the service as one, and, with ``quorum``, that there is an
+    odd number of at least 3 (a majority survives the loss of any one)."""
+
+    pillar: list[Annotated[str, Field(pattern=_PILLAR_PATH)]] = Field(min_length=1)
+    #: The section (one of ``pillar``) of the member that starts a new cluster: exactly
+    #: one member enables it.
+    seed: str | None = None
+    quorum: bool = False
+
+    @model_validator(mode="after")
+    def _seed_is_a_section(self) -> Cluster:
+        if self.seed is not None and self.seed not in self.pillar:
+            raise ValueError(f"seed {self.seed!r} is not one of pillar {self.pillar}")
+        return self
 
 
 class Service(_Strict):
@@ -204,6 +230,8 @@ class Service(_Strict):
     stateful: bool = False
     #: What one instance needs (Kubernetes resource requests).
     resources: Resources = Resources()
+    #: The instances form a cluster (Galera): its members, checked before anything starts.
+    cluster: Cluster | None = None
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
