@@ -177,11 +177,12 @@ def test_compose_conditions_and_waits_match_the_steps() -> None:
         "http://10.10.0.30:5000/v3",
     ]
     assert svc["keystone-ctl02"]["healthcheck"]["test"][4] == "http://10.10.0.31:5000/v3"
+    # An exec check runs in the container as the formula says.
     assert svc["mariadb"]["healthcheck"]["test"] == [
         "CMD",
-        "mariadb-admin",
-        "--protocol=socket",
-        "ping",
+        "python3",
+        "/usr/local/lib/saline/mariadb-server.py",
+        "health",
     ]
 
 
