@@ -40,3 +40,26 @@ rabbitmq_data_dir:
     - user: rabbitmq
     - group: rabbitmq
     - mode: "0755"
+{%- if pillar['rabbitmq'].get('cluster', {}).get('enabled') %}
+
+# The Erlang cookie every member of the cluster shares (rabbitmq:server:secret_key, as
+# salt-formulas name it): the nodes and their CLI tools authenticate with it. Written at
+# every start, from the pillar's secrets, never into the image.
+{%- if not pillar['rabbitmq']['server'].get('secret_key') %}
+rabbitmq_cookie:
+  test.fail_without_changes:
+    - comment: >-
+        rabbitmq:cluster is enabled but rabbitmq:server:secret_key (the Erlang cookie
+        the members share) is not set
+{%- else %}
+rabbitmq_cookie:
+  file.managed:
+    - name: /var/lib/rabbitmq/.erlang.cookie
+    - contents_pillar: rabbitmq:server:secret_key
+    - user: rabbitmq
+    - group: rabbitmq
+    - mode: "0400"
+    - require:
+      - file: rabbitmq_data_dir
+{%- endif %}
+{%- endif %}

@@ -549,13 +549,37 @@ def down(stack: Stack, model: Model, volumes: bool) -> list[str]:
     return sorted(set(before) - set(runner.volumes()))
 
 
-def status(stack: Stack) -> list[dict[str, Any]]:
+def cluster_view(
+    podman: Podman, container: str, command: list[str], timeout: float
+) -> dict[str, Any]:
+    """What a formula's ``status`` command in ``container`` says of its cluster: its JSON
+    object (``healthy``, ``summary`` and facts), or an unhealthy one saying why there is
+    none. Never raises for the command's own failure: status shows every part."""
+    try:
+        done = podman.run_in(container, command, timeout=timeout)
+    except CommandTimeout:
+        return {"healthy": False, "summary": f"no answer within {timeout:.0f} s"}
+    lines = done.stdout.strip().splitlines()
+    try:
+        view = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        view = None
+    if not isinstance(view, dict) or "summary" not in view:
+        why = (done.stderr.strip().splitlines() or lines or [f"exit {done.returncode}"])[-1]
+        return {"healthy": False, "summary": f"no status: {why}"}
+    view["healthy"] = bool(view.get("healthy")) and done.returncode == 0
+    return view
+
+
+def status(stack: Stack, clusters: bool = True) -> list[dict[str, Any]]:
     """Each part of the stack: kind, node, state, health (checked now), image, and whether
-    the image is the one the model wants."""
+    the image is the one the model wants. With ``clusters``, each running instance of a
+    service whose formula declares ``status`` also has ``cluster``: what that command
+    says (Galera's state and size, RabbitMQ's members, haproxy's servers...)."""
     runner = stack.runner()
     containers = runner.containers()
-    out = []
-    for step in stack.plan.steps:
+
+    def row_of(step: Step) -> dict[str, Any]:
         want = stack.plan.document["services"][step.name]["image"]
         c = containers.get(step.name)
         row: dict[str, Any] = {
@@ -574,8 +598,16 @@ def status(stack: Stack) -> list[dict[str, Any]]:
             if step.kind == "service" and c.running:
                 ok, _ = runner.healthcheck(c.name)
                 row["health"] = "healthy" if ok else "unhealthy"
-        out.append(row)
-    return out
+                spec = stack.plan.spec(step).status
+                if clusters and spec is not None:
+                    view = cluster_view(runner.podman, c.name, spec.command, spec.timeout)
+                    row["cluster"] = json.loads(stack.redact(json.dumps(view)))
+        return row
+
+    # Each check is a podman exec of its own (most of its time is podman's and the
+    # check's start-up): a few at once, in the plan's order.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(row_of, stack.plan.steps))
 
 
 def logs(stack: Stack, name: str, tail: int | None) -> str:

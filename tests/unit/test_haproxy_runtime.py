@@ -50,6 +50,10 @@ class FakeHAProxy:
         self.calls.append(words)
         if words == ["show", "stat"]:
             return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if words[:3] == ["shutdown", "sessions", "server"]:
+            backend, _, server = words[3].partition("/")
+            known = {(s.backend, s.server) for s in parse_stat(self.answers[0])}
+            return "" if (backend, server) in known else "No such server.\n\n"
         if words[:2] == ["set", "server"]:
             backend, _, server = words[2].partition("/")
             known = {(s.backend, s.server) for s in parse_stat(self.answers[0])}
@@ -120,6 +124,14 @@ def test_drain_maint_ready_send_one_command_each() -> None:
         ["set", "server", "api/be1.local", "state", "ready"],
         ["set", "server", "api/be1.local", "health", "up"],
     ]
+
+
+def test_shutdown_sessions_closes_a_servers_sessions_in_one_command() -> None:
+    fake = FakeHAProxy(stat("draining"))
+    fake.haproxy().shutdown_sessions("api", "be2.local")
+    assert fake.calls == [["shutdown", "sessions", "server", "api/be2.local"]]
+    with pytest.raises(HAProxyError, match="shutdown sessions server api/gone: No such server"):
+        fake.haproxy().shutdown_sessions("api", "gone")
 
 
 def test_haproxys_refusal_is_an_error() -> None:
@@ -504,3 +516,41 @@ def test_uwsgi_reload_waits_for_workers_still_loading_the_app(
     # (their CPU time grows at every look): a slow load on a busy machine, not a failure.
     assert appless_reload(tmp_path, monkeypatch, lambda look: look, loads_after=5) == 0
     assert "uwsgi reloaded: 2 of 2 new worker(s) serving" in capsys.readouterr().out
+
+
+def test_the_images_status_command_reads_the_same_servers_as_saline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `saline-entrypoint haproxy-status` (in the image, no saline import) and the host's
+    # parse_stat agree on every captured answer.
+    for name in ("up", "states", "draining"):
+        mine = entrypoint.haproxy_servers(stat(name))
+        theirs: dict[str, dict[str, str]] = {}
+        for s in parse_stat(stat(name)):
+            theirs.setdefault(s.backend, {})[s.server] = s.status
+        assert mine == theirs
+    monkeypatch.setattr(entrypoint, "haproxy_ask", lambda words, timeout=10.0: stat("states"))
+    code = entrypoint.haproxy_status([])
+    view = json.loads(capsys.readouterr().out)
+    servers = entrypoint.haproxy_servers(stat("states"))
+    assert view["servers"] == servers
+    every_proxy_has_one_up = all(
+        any(state.startswith("UP") for state in states.values()) for states in servers.values()
+    )
+    assert view["healthy"] is every_proxy_has_one_up
+    assert code == (0 if every_proxy_has_one_up else 1)
+    for proxy, states in servers.items():
+        up = sum(state.startswith("UP") for state in states.values())
+        assert f"{proxy} {up}/{len(states)} UP" in view["summary"]
+
+
+def test_the_status_command_reports_a_socket_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(words: list[str], timeout: float = 10.0) -> str:
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(entrypoint, "haproxy_ask", refuse)
+    assert entrypoint.haproxy_status([]) == 1
+    view = json.loads(capsys.readouterr().out)
+    assert view["healthy"] is False and "does not answer" in view["summary"]

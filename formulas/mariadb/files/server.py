@@ -10,6 +10,8 @@ configure states wrote (read as mariadbd reads them, with my_print_defaults).
   mariadb-server.py check    the API check: a query through the server's socket; a Galera
                              member must also see every member (wsrep_cluster_size equals
                              the members of wsrep_cluster_address). One line of output
+  mariadb-server.py status   for `saline status`: one JSON object (healthy, summary,
+                             the member's Galera state, the cluster's size)
 
 Why a Galera member cannot just start: a container runs its command at every start, and
 Galera needs exactly one member to start a cluster (--wsrep-new-cluster) when none runs,
@@ -419,10 +421,37 @@ def check() -> int:
     return 0 if ok and whole else 1
 
 
+def status() -> int:
+    """One JSON object for `saline status`: healthy, summary and the wsrep facts."""
+    values, why = server_status()
+    if values is None:
+        print(json.dumps({"healthy": False, "summary": f"mariadb: {why}"}))
+        return 1
+    if not is_on(values.get("wsrep_on", "OFF")):
+        summary = f"one server, no Galera: {values.get('schemas', '?')} schemas"
+        print(json.dumps({"healthy": True, "summary": summary}))
+        return 0
+    ok, text = galera_state(values)
+    want = len(cluster_members(values.get("wsrep_cluster_address", "")))
+    whole = values.get("wsrep_cluster_size") == str(want)
+    facts = {
+        "healthy": ok and whole,
+        "summary": text,
+        "state": values.get("wsrep_local_state_comment", ""),
+        "cluster_status": values.get("wsrep_cluster_status", ""),
+        "size": int(values.get("wsrep_cluster_size") or 0),
+        "members": want,
+        "last_committed": int(values.get("wsrep_last_committed") or -1),
+        "cluster_uuid": values.get("wsrep_cluster_state_uuid", ""),
+    }
+    print(json.dumps(facts, sort_keys=True))
+    return 0 if facts["healthy"] else 1
+
+
 def main(argv: list[str]) -> int:
-    modes = {"start": start, "health": health, "check": check}
+    modes = {"start": start, "health": health, "check": check, "status": status}
     if len(argv) != 2 or argv[1] not in modes:
-        log("usage: mariadb-server.py start | health | check")
+        log("usage: mariadb-server.py start | health | check | status")
         return 2
     return modes[argv[1]]()
 

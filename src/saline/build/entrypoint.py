@@ -30,6 +30,8 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       socket, $SALINE_HAPROXY_SOCKET, default
                                       /run/haproxy/admin.sock); prints the answer, so the
                                       host drives haproxy through `podman exec`
+  saline-entrypoint haproxy-status     for `saline status`: each proxy's servers and their
+                                      states, as one JSON object
   saline-entrypoint haproxy-reload [TIMEOUT]
                                       a checked, hitless reload of haproxy (PID 1, run
                                       with -W): check the new configuration, save the
@@ -69,6 +71,7 @@ build time from its formula.yml. A failing state prints one line
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import pwd
@@ -431,6 +434,44 @@ def haproxy_cli(words: list[str]) -> int:
     return 0
 
 
+def haproxy_servers(stat_csv: str) -> dict[str, dict[str, str]]:
+    """{proxy: {server: status}} from the runtime API's ``show stat`` (CSV with a ``# ``
+    header): each proxy's servers, not its FRONTEND and BACKEND rows."""
+    lines = stat_csv.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for row in csv.DictReader([lines[0][2:], *lines[1:]]):
+        proxy, server = row.get("pxname") or "", row.get("svname") or ""
+        if proxy and server and server not in ("FRONTEND", "BACKEND"):
+            out.setdefault(proxy, {})[server] = row.get("status") or ""
+    return out
+
+
+def haproxy_status(argv: list[str]) -> int:
+    """``saline-entrypoint haproxy-status``: for ``saline status``, one JSON object: each
+    proxy's servers and their states; healthy when each proxy has a server UP."""
+    try:
+        servers = haproxy_servers(haproxy_ask(["show", "stat"]))
+    except OSError as e:
+        print(json.dumps({"healthy": False, "summary": f"the admin socket does not answer: {e}"}))
+        return 1
+    parts, healthy = [], True
+    for proxy, states in sorted(servers.items()):
+        up = [name for name, state in states.items() if state.startswith("UP")]
+        healthy = healthy and bool(up)
+        others = sorted(
+            f"{name.split('.')[0]} {state}"
+            for name, state in states.items()
+            if not state.startswith("UP")
+        )
+        shown = f" ({', '.join(others)})" if others else ""
+        parts.append(f"{proxy} {len(up)}/{len(states)} UP{shown}")
+    view = {"healthy": healthy, "summary": "; ".join(parts) or "no servers", "servers": servers}
+    print(json.dumps(view, sort_keys=True))
+    return 0 if healthy else 1
+
+
 def _haproxy_setting(config: str, key: str) -> str | None:
     """The value of a one-word ``key`` line (``server-state-file``) in an haproxy config."""
     with open(config) as fh:
@@ -657,6 +698,8 @@ def main(argv: list[str]) -> int:
         return haproxy_cli(argv[2:])
     if mode == "haproxy-reload":
         return haproxy_reload(argv[2:])
+    if mode == "haproxy-status":
+        return haproxy_status(argv[2:])
     if mode == "uwsgi-reload":
         return uwsgi_reload(argv[2:])
     if mode in ("run", "configure", "bootstrap"):
@@ -715,8 +758,8 @@ def main(argv: list[str]) -> int:
             exec_command(service)
         log(
             f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | pillar | health"
-            " | with-pillar PATH COMMAND... | haproxy COMMAND... | haproxy-reload | uwsgi-reload"
-            " | warm"
+            " | with-pillar PATH COMMAND... | haproxy COMMAND... | haproxy-reload | haproxy-status"
+            " | uwsgi-reload | warm"
         )
         return 2
     finally:

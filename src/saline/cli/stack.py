@@ -116,6 +116,13 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
             f"{shown_health} {image}",
             file=ctx.out,
         )
+    views = [r for r in rows if "cluster" in r]
+    if views:
+        print("\nCLUSTERS", file=ctx.out)
+        for r in views:
+            ok = r["cluster"]["healthy"]
+            mark = ctx.color("ok     ", "32") if ok else ctx.color("PROBLEM", "31")
+            print(f"{r['name']:<22} {mark} {r['cluster']['summary']}", file=ctx.out)
     return 0
 
 
@@ -240,7 +247,9 @@ def register(sub: Any) -> None:
         "status",
         "each part of the local stack: state, health, image",
         "Show every node container, service and bootstrap task of the stack: its state, its "
-        "health (checked now) and its image, and whether that is the model's image. With "
+        "health (checked now) and its image, and whether that is the model's image; then, "
+        "under CLUSTERS, what each clustered instance sees (Galera's state and size, "
+        "RabbitMQ's members and alarms, haproxy's servers, who holds a virtual address). With "
         "--target kubernetes: each StatefulSet, Deployment and Job saline runs in the "
         "namespace, its ready replicas and its rollout state (kubectl's rules).",
         cmd_status,

@@ -126,6 +126,16 @@ class ApiCheck(_Strict):
     timeout: float = Field(default=30.0, gt=0)
 
 
+class StatusCommand(_Strict):
+    """What ``saline status`` asks each running instance about its cluster (Galera's
+    state and size, RabbitMQ's members and alarms, haproxy's servers): a command run in
+    the instance's container that prints one JSON object with at least ``healthy``
+    (true or false) and ``summary`` (one line), and any facts besides."""
+
+    command: list[str] = Field(min_length=1)
+    timeout: float = Field(default=30.0, gt=0)
+
+
 #: Kubernetes quantities: CPU in cores or millicores (``0.5``, ``250m``), memory in bytes
 #: with an optional suffix (``128Mi``, ``1Gi``, ``500M``).
 _CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
@@ -212,6 +222,8 @@ class Service(_Strict):
     reload: Reload | None = None
     #: The real API call that gates a rolling change of an instance.
     api_check: ApiCheck | None = None
+    #: What ``saline status`` shows of the instance's cluster.
+    status: StatusCommand | None = None
     #: ``saline openrc``: OS_* variables, as format strings over the service's pillar
     #: section (``"http://{bind[public_address]}:{bind[port]}/v3"``).
     openrc: dict[Annotated[str, Field(pattern=r"^OS_[A-Z_]+$")], str] = {}

@@ -32,7 +32,7 @@ from typing import Any
 from ..formulas import FormulaSet
 from ..release import Instance, Release, Task
 from ..runtime.compose import KEPT_SUFFIX, ComposeRunner, Container
-from ..runtime.haproxy import HAProxy, servers_for
+from ..runtime.haproxy import HAProxy, HAProxyError, servers_for
 from ..runtime.process import CommandError, CommandTimeout
 from ..stack import LOG_LINES, Stack, record_reload, record_task, repoint
 from .apply import StepFailed
@@ -42,6 +42,11 @@ PREVIOUS = KEPT_SUFFIX
 #: server UP again (its checks: inter 2s, rise 2).
 DRAIN_TIMEOUT = 30.0
 UP_TIMEOUT = 60.0
+#: A TCP listener's sessions (a database's pooled connections) never end by themselves:
+#: how long the ones in flight get before haproxy closes them. A pool notices a closed
+#: idle connection when it next hands it out (oslo.db pings it first) and opens another,
+#: to a server in service.
+TCP_DRAIN_GRACE = 5.0
 
 
 class StackRunner:
@@ -77,8 +82,9 @@ class StackRunner:
     def _running(self, key: str) -> Container | None:
         return self.compose.containers().get(self._service(key))
 
-    def _targets(self, key: str) -> list[tuple[HAProxy, str, str]]:
-        """(haproxy, backend, server) for every balancer that sends ``key`` requests."""
+    def _targets(self, key: str) -> list[tuple[HAProxy, str, str, str]]:
+        """(haproxy, backend, server, mode) for every balancer that sends ``key`` requests;
+        mode is the listener's (``tcp`` or ``http``)."""
         inst = self.release.instance(key)
         if inst is None:
             service, _, node = key.partition("@")
@@ -96,7 +102,11 @@ class StackRunner:
             c = containers.get(self._service(lb.key))
             if pairs and c is not None and c.running:
                 h = HAProxy.for_container(self.podman, c.name)
-                out += [(h, backend, server) for backend, server in pairs]
+                default = str(self._pillar(lb.node)["haproxy"]["proxy"].get("mode", "http"))
+                out += [
+                    (h, backend, server, str(listen[backend].get("mode", default)))
+                    for backend, server in pairs
+                ]
         return out
 
     def _pillar(self, node: str) -> Mapping[str, Any]:
@@ -141,14 +151,22 @@ class StackRunner:
         self._healthy(new, self._container(name))
 
     def drain(self, key: str) -> None:
-        for h, backend, server in self._targets(key):
+        for h, backend, server, mode in self._targets(key):
             self.progress(f"{key}: draining {backend}/{server}")
             h.drain(backend, server)
-            h.wait_drained(backend, server, DRAIN_TIMEOUT)
+            if mode == "tcp":
+                try:
+                    h.wait_drained(backend, server, TCP_DRAIN_GRACE)
+                except HAProxyError:
+                    left = h.server(backend, server).sessions
+                    self.progress(f"{key}: closing {left} session(s) of {backend}/{server}")
+                    h.shutdown_sessions(backend, server)
+            else:
+                h.wait_drained(backend, server, DRAIN_TIMEOUT)
             h.maint(backend, server)
 
     def ready(self, key: str) -> None:
-        for h, backend, server in self._targets(key):
+        for h, backend, server, _ in self._targets(key):
             h.ready(backend, server)
             # The engine calls ready only after the gate passed (health and a real API
             # call through the instance) or on the instance it restored, which served

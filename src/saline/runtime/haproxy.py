@@ -247,6 +247,18 @@ class HAProxy:
         """Back in service (from drain or maint); see :meth:`wait_up`."""
         self._set_state(backend, server, "ready")
 
+    def shutdown_sessions(self, backend: str, server: str) -> None:
+        """Close every session the server has now (its clients see the connection end and
+        open another, to a server in service)."""
+        for name in (backend, server):
+            if not name or "/" in name:
+                raise HAProxyError(f"haproxy: {name!r} is not one word of a runtime API command")
+        answer = self.command("shutdown", "sessions", "server", f"{backend}/{server}")
+        if answer.strip():
+            raise HAProxyError(
+                f"haproxy: shutdown sessions server {backend}/{server}: {answer.strip()}"
+            )
+
     def health_up(self, backend: str, server: str) -> None:
         """Count the server UP now, without waiting for haproxy's own checks to pass
         ``rise`` times: for a server that just passed a stricter check of its own (apply's
