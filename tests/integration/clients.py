@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from integration.test_stack import http
 
@@ -58,8 +58,12 @@ class TokenLoop:
         return ts(token["expires_at"]) - ts(token["issued_at"])
 
 
+T = TypeVar("T")
+Loop = TypeVar("Loop", "TokenLoop", "WriteLoop")
+
+
 @contextmanager
-def running(loop: TokenLoop) -> Iterator[TokenLoop]:
+def running(loop: Loop) -> Iterator[Loop]:
     """``loop`` asking in a thread from a second before the block to a second after."""
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
@@ -69,4 +73,92 @@ def running(loop: TokenLoop) -> Iterator[TokenLoop]:
     finally:
         time.sleep(1.0)
         loop.stop.set()
-        thread.join(30)
+        thread.join(60)
+
+
+@dataclass
+class Outcome:
+    """Failures of a client loop: ``raw`` (every failed call) and ``after_retry`` (calls
+    that failed again when retried once, 0.5 s later, as a client's normal retry does)."""
+
+    requests: int = 0
+    raw: list[str] = field(default_factory=list)
+    after_retry: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        return (
+            f"{self.requests} requests, {len(self.raw)} failed, "
+            f"{len(self.after_retry)} failed after one retry"
+        )
+
+
+@dataclass
+class WriteLoop:
+    """A client through the API at ``url`` (keystone's ``http://HOST:PORT/v3``) every
+    0.3 s: a token, then a new project (a write that goes to the database), each call
+    retried once when it fails. ``created`` holds every project keystone answered 201
+    for: a committed write that must never be lost."""
+
+    url: str
+    auth: dict[str, Any]
+    prefix: str
+    outcome: Outcome = field(default_factory=Outcome)
+    created: dict[str, str] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T | None:
+        self.outcome.requests += 1
+        for attempt in (1, 2):
+            try:
+                return fn()
+            except (OSError, AssertionError, ValueError, KeyError) as e:
+                why = f"{what}: {type(e).__name__}: {e}"
+                (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
+                if attempt == 1:
+                    time.sleep(0.5)
+        return None
+
+    def _token(self) -> str:
+        status, headers, body = http("POST", f"{self.url}/auth/tokens", {"auth": self.auth})
+        assert status == 201, f"HTTP {status}: {body[:200]!r}"
+        return headers["x-subject-token"]
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            token = self._call("token", self._token)
+            if token is not None:
+                n += 1
+                name = f"{self.prefix}-{n}"
+
+                def create(name: str = name, token: str = token) -> str:
+                    body = {"project": {"name": name, "domain_id": "default"}}
+                    status, _, out = http(
+                        "POST", f"{self.url}/projects", body, {"X-Auth-Token": token}
+                    )
+                    if status == 409:  # the first attempt's write committed
+                        return self._project_id(name, token)
+                    assert status == 201, f"HTTP {status}: {out[:200]!r}"
+                    return str(json.loads(out)["project"]["id"])
+
+                project = self._call("create project", create)
+                if project is not None:
+                    self.created[name] = project
+            self.stop.wait(0.3)
+
+    def _project_id(self, name: str, token: str) -> str:
+        status, _, out = http(
+            "GET", f"{self.url}/projects?name={name}", None, {"X-Auth-Token": token}
+        )
+        assert status == 200, f"HTTP {status}: {out[:200]!r}"
+        return str(json.loads(out)["projects"][0]["id"])
+
+    def lost(self) -> list[str]:
+        """The created projects keystone no longer lists (lost writes)."""
+        token = self._token()
+        status, _, out = http(
+            "GET", f"{self.url}/projects?domain_id=default", None, {"X-Auth-Token": token}
+        )
+        assert status == 200, out[:300]
+        have = {p["name"]: p["id"] for p in json.loads(out)["projects"]}
+        return sorted(n for n, i in self.created.items() if have.get(n) != i)
