@@ -11,6 +11,8 @@ services (containers) the formula provides and their lifecycle:
   jobs before the service rolls out, never on every start.
 * ``command``, ``ports``, ``health`` (a process check), ``api_check`` (a real API call
   through one instance: what gates a rolling change), ``depends``;
+* ``capabilities`` the service's process needs beyond a container's defaults, and
+  ``vrrp``: the service holds virtual addresses that move between nodes (keepalived);
 * the **impact table** (``config_files``): for each config file, optionally per section
   or key, whether a change needs a ``restart``, a ``reload`` (how: ``reload``) or nothing
   (``none``). A file the table does not name, or a key it does not know, means restart.
@@ -151,6 +153,72 @@ class Resources(_Strict):
     memory: Annotated[str, Field(pattern=_MEMORY)] = "64Mi"
 
 
+#: Linux capabilities (capabilities(7)) by their name without ``CAP_``, as compose's
+#: ``cap_add`` and Kubernetes' ``securityContext.capabilities`` take them.
+CAPABILITIES = frozenset(
+    {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    }
+)
+#: What holding a virtual address takes: adding it to an interface, VRRP's own IP
+#: protocol and gratuitous ARP (raw sockets).
+VRRP_CAPABILITIES = ("NET_ADMIN", "NET_RAW")
+
+
+class Vrrp(_Strict):
+    """The service holds virtual addresses with VRRP (keepalived): addresses that belong
+    to whichever of its nodes is the master, and move to another when that one fails.
+
+    ``instances`` is the pillar path of the VRRP instances, a mapping of instance name to
+    the salt-formulas keepalived keys: ``address`` (or ``addresses``),
+    ``virtual_router_id``, ``priority``, ``unicast_src_ip``, ``unicast_peer``,
+    ``enabled``. saline checks them against the model before anything starts
+    (:mod:`saline.formulas.vrrp`); Kubernetes has no such address (a Service is its
+    equivalent), so a Kubernetes release refuses such a service."""
+
+    instances: Annotated[str, Field(pattern=r"^[^:\s]+(:[^:\s]+)*$")]
+
+
 class BootstrapTask(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     states: list[str] = Field(min_length=1)
@@ -211,6 +279,9 @@ class Service(_Strict):
     command: list[str] = Field(min_length=1)
     #: The user the command runs as (the entrypoint drops to it); None: root.
     user: str | None = None
+    #: Linux capabilities the service's container adds to the runtime's defaults (names
+    #: without ``CAP_``: ``NET_ADMIN``); its bootstrap tasks do without them.
+    capabilities: list[str] = []
     ports: list[Port] = []
     health: Health
     #: Services (by name, from any formula) that must be healthy before this one starts.
@@ -240,6 +311,8 @@ class Service(_Strict):
     #: instances are interchangeable and share the service's volumes (glance's file
     #: store): on Kubernetes a Deployment whose replicas mount one volume claim.
     stateful: bool = False
+    #: The service holds virtual addresses (VRRP): which pillar lists them.
+    vrrp: Vrrp | None = None
     #: What one instance needs (Kubernetes resource requests).
     resources: Resources = Resources()
     #: The instances form a cluster (Galera): its members, checked before anything starts.
@@ -255,6 +328,30 @@ class Service(_Strict):
             if not path.startswith("/"):
                 raise ValueError(f"{path!r}: config file paths are absolute")
         return v
+
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in CAPABILITIES:
+                hint = " (without CAP_)" if name.removeprefix("CAP_") in CAPABILITIES else ""
+                raise ValueError(
+                    f"{name!r} is not a Linux capability{hint}: one of capabilities(7), "
+                    "like NET_ADMIN or NET_RAW"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("a capability is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _vrrp_capabilities(self) -> Service:
+        missing = [c for c in VRRP_CAPABILITIES if c not in self.capabilities]
+        if self.vrrp is not None and missing:
+            raise ValueError(
+                f"vrrp needs capabilities {', '.join(VRRP_CAPABILITIES)} (missing: "
+                f"{', '.join(missing)}): adding addresses, VRRP and gratuitous ARP"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reload_declared(self) -> Service:

@@ -14,6 +14,10 @@ From the model and the formulas:
   once per instance (``INSTANCE-TASK``), one with ``scope: service`` once for all the
   service's instances (``SERVICE-TASK``), in the network and with the pillar of the
   service's first node, and every instance waits for it;
+* a service's ``capabilities`` (formula.yml) as ``cap_add`` on its container:
+  keepalived's NET_ADMIN and NET_RAW act on the node's network namespace, so the virtual
+  address it adds is the node's, as on a host. Virtual addresses (``vrrp``) are checked
+  against the stack's network before anything starts (:mod:`saline.formulas.vrrp`);
 * named volumes for each service's data, **shared by the service's instances**
   (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), except a
   stateful service's (``stateful: true``: a Galera member's data), where each instance
@@ -54,6 +58,7 @@ from typing import Any, Literal
 from ..errors import Location, ModelError
 from ..formulas import Service, ServiceInstance
 from ..formulas.schema import BootstrapTask, Health
+from ..formulas.vrrp import check_virtual_addresses
 from ..release import Release
 
 #: Where a node's pillar folder is mounted (read-only): the pillar of each release the
@@ -285,6 +290,15 @@ def plan_stack(
     if not nodes:
         raise ModelError("no node of the model runs a service of the formulas")
     net = stack_subnet({n.name: n.address for n in nodes}, locate)
+    # Virtual addresses (keepalived) live on that network too: checked before anything
+    # starts.
+    check_virtual_addresses(
+        {n.name: n.services for n in nodes},
+        pillars,
+        {n.name: n.address for n in nodes},
+        net,
+        locate,
+    )
 
     # The instances of each service, in node order: the first one's node runs the
     # service's service-scoped tasks.
@@ -528,6 +542,8 @@ def plan_stack(
             if instance is not None:
                 doc["labels"]["saline.instance"] = instance.key
                 doc["labels"]["saline.digest"] = instance.digest
+            if spec.capabilities:
+                doc["cap_add"] = list(spec.capabilities)
             doc["healthcheck"] = _healthcheck(n.address, spec.health)
             doc_services[cname] = doc
             steps.append(Step(cname, "service", n.name, inst.name, tuple(after)))

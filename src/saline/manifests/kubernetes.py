@@ -71,6 +71,10 @@ should meet them. What becomes what, and why:
   glance-api talks to rabbitmq without depending on it, and its
   ``message_queue:host`` says so. ``saline:kubernetes:services:S:clients`` adds more.
   Egress is not restricted.
+* **Capabilities** a formula adds (``capabilities``) are the container's
+  ``securityContext.capabilities.add``. A service that holds a **virtual address**
+  (``vrrp``: keepalived) is refused with a :class:`ModelError` naming it: pods have no
+  such address, a Service is the equivalent.
 * **Labels**: ``app.kubernetes.io/name`` (the service), ``instance``
   (:attr:`KubeOptions.name`), ``component`` (``server``, ``bootstrap``), ``part-of``,
   ``managed-by: saline``, ``version`` (the image tag: a config change is not a new
@@ -477,6 +481,15 @@ def _workloads(
         spec = specs.get(name)
         if spec is None:
             raise ModelError(f"no formula provides service {name}, which the release runs")
+        if spec.vrrp is not None:
+            raise ModelError(
+                f"service {name} holds a virtual address (VRRP, {spec.vrrp.instances}) on "
+                f"{', '.join(i.node for i in instances)}: Kubernetes gives pods no such "
+                "address, a Service is its equivalent. Run it on compose or on hosts; leave "
+                f"it out of a model for Kubernetes ({spec.pillar}:enabled: false, or not "
+                "in the nodes' applications)",
+                _location(locate, instances[0].node, f"{spec.pillar}:enabled"),
+            )
         settings: ServiceSettings | None = None
         secrets: set[str] = set()
         for inst in instances:
@@ -865,6 +878,8 @@ def _service_objects(
     container["resources"] = resources
     container["volumeMounts"] = mounts
     container.update(_probes(first.health))
+    if w.spec.capabilities:
+        container["securityContext"] = {"capabilities": {"add": list(w.spec.capabilities)}}
     container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}}
 
     stop = STATEFUL_STOP_SECONDS if w.spec.stateful else STOP_SECONDS
