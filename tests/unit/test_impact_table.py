@@ -21,7 +21,7 @@ from saline.configs import render_nodes
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact, Reload, Service
 from saline.model import load_model
-from tools import EXAMPLE, FORMULAS
+from tools import EXAMPLE, FORMULAS, REPO
 
 SHIPPED = FormulaSet([str(FORMULAS)])
 
@@ -30,19 +30,24 @@ def _covers(entry: str, path: str) -> bool:
     return entry == path or (any(c in entry for c in "*?[") and fnmatch.fnmatchcase(path, entry))
 
 
+#: The models the shipped formulas are rendered for: the example, and the test model of
+#: the services it does not run (keepalived).
+MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip"]
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, dict[str, str]]:
-    """service -> rendered path -> content, over every node of the example model."""
-    model = load_model(str(EXAMPLE))
+    """service -> rendered path -> content, over every node of :data:`MODELS`."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
-    for configs in render_nodes(model, SHIPPED).values():
-        for sc in configs:
-            out[sc.service.name].update({f.path: f.content for f in sc.files})
-            out.setdefault(sc.service.name, {})
+    for path in MODELS:
+        for configs in render_nodes(load_model(str(path)), SHIPPED).values():
+            for sc in configs:
+                out[sc.service.name].update({f.path: f.content for f in sc.files})
+                out.setdefault(sc.service.name, {})
     return dict(out)
 
 
-def test_the_example_runs_every_shipped_service(rendered: dict[str, dict[str, str]]) -> None:
+def test_the_models_run_every_shipped_service(rendered: dict[str, dict[str, str]]) -> None:
     assert sorted(rendered) == sorted(SHIPPED.services)
 
 
