@@ -115,7 +115,8 @@ def test_the_example_without_a_cluster_keeps_its_rabbitmq_and_glance_settings() 
     assert "NODENAME=rabbit@localhost" in text["/etc/rabbitmq/rabbitmq-env.conf"].splitlines()
     assert "cluster_formation" not in text["/etc/rabbitmq/rabbitmq.conf"]
     glance = text["/etc/glance/glance-api.conf"]
-    assert "transport_url = rabbit://openstack:example-rabbit@10.10.0.20:5672/%2Fopenstack" in glance
+    url = "rabbit://openstack:example-rabbit@10.10.0.20:5672/%2Fopenstack"
+    assert f"transport_url = {url}" in glance
     assert "oslo_messaging" not in glance
 
 

@@ -544,6 +544,23 @@ def test_the_state_check_tells_who_holds_the_address(
     }
 
 
+def test_the_status_view_says_who_holds_the_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = state_check(
+        tmp_path, monkeypatch, capsys, {"VIP": "MASTER"}, ["10.50.0.50"], "--status"
+    )
+    view = json.loads(out)
+    assert code == 0
+    assert view["healthy"] is True and view["state"] == "MASTER"
+    assert view["holds"] == ["10.50.0.50"]
+    assert view["summary"] == "VIP: MASTER, holds 10.50.0.50 on eth0"
+    code, out = state_check(tmp_path, monkeypatch, capsys, {"VIP": "FAULT"}, [], "--status")
+    view = json.loads(out)
+    assert code == 1 and view["healthy"] is False and view["state"] == "FAULT"
+    assert view["holds"] == []
+
+
 def test_the_state_check_without_a_pillar_or_an_instance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,8 +10,9 @@ from ``ip -4 -o addr show dev IF``. Prints one line, e.g.
     VIP: BACKUP, 10.10.0.50 is held elsewhere
 
 or, with ``--json``, one JSON object by instance name: ``state`` (MASTER, BACKUP, FAULT,
-STOP or UNKNOWN), ``addresses``, ``interface`` and ``holds`` (the addresses it holds):
-who holds the address, for ``saline status``. Exit 0 when every instance
+STOP or UNKNOWN), ``addresses``, ``interface`` and ``holds`` (the addresses it holds).
+With ``--status``, what ``saline status`` shows: ``healthy``, ``summary``, ``state`` and
+``holds`` of the node, and ``instances`` as with ``--json``. Exit 0 when every instance
 takes part in VRRP and agrees with its interface: MASTER holding all its addresses, or
 BACKUP holding none; 1 otherwise (FAULT: a track script fails; no state yet; a MASTER
 without its address); 2 without a pillar. Standard library only; never prints the VRRP
@@ -96,7 +97,20 @@ def main(argv):
             good = False
             having = ", ".join(holds) or "none of " + shown
             lines.append(f"{name}: {state}, holds {having} on {interface}")
-    print(json.dumps(report, sort_keys=True) if as_json else "; ".join(lines))
+    if "--status" in argv[1:]:
+        # For `saline status`: healthy and a summary, the state (MASTER when this node
+        # holds every address of every instance) and each instance.
+        states = {r["state"] for r in report.values()}
+        view = {
+            "healthy": good,
+            "summary": "; ".join(lines),
+            "state": states.pop() if len(states) == 1 else "MIXED",
+            "holds": sorted(a for r in report.values() for a in r["holds"]),
+            "instances": report,
+        }
+        print(json.dumps(view, sort_keys=True))
+    else:
+        print(json.dumps(report, sort_keys=True) if as_json else "; ".join(lines))
     return 0 if good else 1
 
 
