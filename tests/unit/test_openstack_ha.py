@@ -17,6 +17,10 @@ from typing import Any, cast
 
 import pytest
 
+from release_tools import release_of
+from saline.errors import ModelError
+from saline.formulas import FormulaSet
+from saline.manifests.kubernetes import KubeOptions, kubernetes_manifests
 from saline.model import load_model
 from saline.runtime.process import Completed
 from saline.salt.runner import RenderSession
@@ -265,3 +269,16 @@ def test_a_status_command_becomes_one_view(
     view = cluster_view(cast(Any, FakePodman(code, stdout, stderr)), "c", ["status"], 5.0)
     assert view["healthy"] is healthy
     assert view["summary"] == summary
+
+
+def test_kubernetes_refuses_a_clustered_service_naming_the_member_and_key() -> None:
+    release, pillars = release_of(REPO / "tests" / "data" / "galera")
+    formulas = FormulaSet([str(FORMULAS)])
+    specs = {name: spec for name, (_, spec) in formulas.services.items()}
+    with pytest.raises(ModelError) as caught:
+        kubernetes_manifests(release, pillars, specs, KubeOptions())
+    msg = str(caught.value)
+    assert "node dbs01.galera.local" in msg
+    assert "key galera:master:enabled" in msg
+    assert "service mariadb on dbs01.galera.local is a member of a cluster (galera:master)" in msg
+    assert "Kubernetes" in msg

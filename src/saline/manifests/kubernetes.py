@@ -467,6 +467,16 @@ def _check_alike(
         )
 
 
+def _pillar_value(pillar: Mapping[str, Any], path: str) -> Any:
+    """The value at ``a:b:c`` in a node's pillar, or None."""
+    value: Any = pillar
+    for key in path.split(":"):
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 def _workloads(
     release: Release,
     pillars: Mapping[str, Mapping[str, Any]],
@@ -490,6 +500,18 @@ def _workloads(
                 "in the nodes' applications)",
                 _location(locate, instances[0].node, f"{spec.pillar}:enabled"),
             )
+        if spec.cluster is not None:
+            for inst in instances:
+                for section in spec.cluster.pillar:
+                    if _pillar_value(pillars[inst.node], f"{section}:enabled") is True:
+                        raise ModelError(
+                            f"service {name} on {inst.node} is a member of a cluster "
+                            f"({section}): saline does not run clustered {name} on "
+                            "Kubernetes yet (its members are named by the nodes' addresses, "
+                            "which pods do not have). Run the cluster on compose or on "
+                            f"hosts; on Kubernetes run one {name} ({section}:enabled: false)",
+                            _location(locate, inst.node, f"{section}:enabled"),
+                        )
         settings: ServiceSettings | None = None
         secrets: set[str] = set()
         for inst in instances:
