@@ -76,10 +76,16 @@ def running(loop: Loop) -> Iterator[Loop]:
         thread.join(60)
 
 
+#: How long a client waits before its one retry: what keystoneauth's connect_retries=2
+#: waits in all (0.5 s, then 1 s). A virtual address moves in about a second (keepalived
+#: checks haproxy once a second).
+RETRY_DELAY = 1.5
+
+
 @dataclass
 class Outcome:
     """Failures of a client loop: ``raw`` (every failed call) and ``after_retry`` (calls
-    that failed again when retried once, 0.5 s later, as a client's normal retry does)."""
+    that failed again when retried once, :data:`RETRY_DELAY` later)."""
 
     requests: int = 0
     raw: list[str] = field(default_factory=list)
@@ -96,8 +102,8 @@ class Outcome:
 class WriteLoop:
     """A client through the API at ``url`` (keystone's ``http://HOST:PORT/v3``) every
     0.3 s: a token, then a new project (a write that goes to the database), each call
-    retried once when it fails. ``created`` holds every project keystone answered 201
-    for: a committed write that must never be lost."""
+    retried once, :data:`RETRY_DELAY` later, when it fails. ``created`` holds every
+    project keystone answered 201 for: a committed write that must never be lost."""
 
     url: str
     auth: dict[str, Any]
@@ -115,7 +121,7 @@ class WriteLoop:
                 why = f"{what}: {type(e).__name__}: {e}"
                 (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
                 if attempt == 1:
-                    time.sleep(0.5)
+                    time.sleep(RETRY_DELAY)
         return None
 
     def _token(self) -> str:

@@ -5,7 +5,7 @@ In order, on one stack (its own name, state folder and registry, 10.20.0.0/24):
 * `saline up` forms every cluster; `saline status` shows each whole; smoke passes
   through the virtual address;
 * faults under a client that asks for a token and creates a project every 0.3 s through
-  the virtual address (each call retried once, as a client's normal retry): the Galera
+  the virtual address (each call retried once, 1.5 s later): the Galera
   member taking the writes killed, a RabbitMQ member, a keystone instance, the haproxy
   holding the virtual address. Each time: no call fails after its retry, no created
   project is lost, and `saline up` brings the killed member back with its cluster whole;
