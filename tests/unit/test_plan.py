@@ -105,6 +105,16 @@ def test_masked_diff_hides_values_but_keeps_the_line() -> None:
     assert not any("pass\n" in line or "old-pass" in line for line in diff)
     diff, secret = masked_diff("/etc/x.conf", "a = 1\n", "a = 2\n", {"old-pass"})
     assert not secret and "+a = 2" in diff
+    # A line holding a secret that changed elsewhere (the URL's path): no secret changed,
+    # the secret masked on both sides.
+    diff, secret = masked_diff(
+        "/etc/x.conf",
+        "url = rabbit://u:the-pass@h:5672/openstack\n",
+        "url = rabbit://u:the-pass@h:5672/%2Fopenstack\n",
+        {"the-pass"},
+    )
+    assert not secret
+    assert "+url = rabbit://u:********@h:5672/%2Fopenstack" in diff
 
 
 def test_impact_per_section_and_key_takes_the_most_specific_entry() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -440,8 +441,22 @@ def masked_diff(
     )
     masked = tuple(mask(line, secrets) for line in lines)
     changed = [line for line in lines[2:] if line[:1] in "+-"]
-    secret_changed = any(mask(line, secrets) != line for line in changed)
+    # A secret changed when the secret values on the removed lines are not those on the
+    # added ones: a line that changed elsewhere keeps its secrets (a URL with a password
+    # whose path changed) and is no secret change.
+    secret_changed = _secrets_in(changed, "-", secrets) != _secrets_in(changed, "+", secrets)
     return masked, secret_changed
+
+
+def _secrets_in(lines: list[str], sign: str, secrets: set[str]) -> Counter[str]:
+    """How often each secret value occurs on the diff lines starting with ``sign``."""
+    found: Counter[str] = Counter()
+    for line in lines:
+        if line.startswith(sign):
+            for value in secrets:
+                if len(value) >= MIN_LENGTH and value in line:
+                    found[value] += line.count(value)
+    return found
 
 
 def _leaves(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
