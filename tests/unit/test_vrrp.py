@@ -217,15 +217,15 @@ def test_keepalived_conf_unicast_to_the_other_member_with_a_track_script() -> No
     assert block(one, "authentication").split() == ["auth_type", "PASS", "auth_pass", "vip-pass"]
     for line in ("state BACKUP", "nopreempt", "interface eth0", "virtual_router_id 50"):
         assert line in words(one)
-    assert "priority 110" in words(one)
-    assert "priority 100" in words(block(confs["prx02"], "vrrp_instance VIP"))
+    assert "priority 250" in words(one)
+    assert "priority 240" in words(block(confs["prx02"], "vrrp_instance VIP"))
     assert "notify /usr/local/lib/saline/keepalived-notify" in words(one)
     check = block(confs["prx01"], "vrrp_script check_haproxy")
     assert words(check) == [
         'script "/usr/local/lib/saline/keepalived-check-http http://127.0.0.1:8404/healthz"',
         "interval 1",
         "timeout 1",
-        "fall 2",
+        "fall 1",
         "rise 2",
     ]
     glob = words(block(confs["prx01"], "global_defs"))
