@@ -30,6 +30,7 @@ from typing import Any
 from .build.graph import ImageSpec
 from .errors import ModelError
 from .formulas import ServiceInstance
+from .model import pillar_value
 
 FORMAT_VERSION = 1
 
@@ -240,15 +241,6 @@ class Rendered:
     source: str
 
 
-def _value(pillar: Mapping[str, Any], path: str) -> Any:
-    v: Any = pillar
-    for k in path.split(":"):
-        if not isinstance(v, Mapping) or k not in v:
-            return None
-        v = v[k]
-    return v
-
-
 def pillar_digest(pillar: Mapping[str, Any]) -> str:
     return _sha(pillar)[:16]
 
@@ -307,7 +299,7 @@ def build_release(
                 if t.scope == "service" and (inst.name, t.name) in service_tasks:
                     continue  # runs once, on the service's first node
                 paths = t.inputs if t.inputs is not None else [spec.pillar]
-                values = {p: _sha(_value(pillar, p))[:16] for p in paths}
+                values = {p: _sha(pillar_value(pillar, p))[:16] for p in paths}
                 task = Task(
                     service=inst.name,
                     task=t.name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Location, ModelError
-from ..model import Model
+from ..model import Model, pillar_value
 from ..model.contributions import contributions
 from .schema import Cluster
 from .schema import Service as ServiceSpec
@@ -51,15 +51,6 @@ class Member:
     def show(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
         return f"{self.name} ({self.host}{port})"
-
-
-def _value(pillar: Mapping[str, Any], path: str) -> Any:
-    v: Any = pillar
-    for k in path.split(":"):
-        if not isinstance(v, Mapping) or k not in v:
-            return None
-        v = v[k]
-    return v
 
 
 def _members(raw: Any) -> tuple[list[Member], str]:
@@ -121,7 +112,7 @@ def _check(
     # Which section makes each node a member.
     member_of: dict[str, str] = {}
     for node in sorted(runs):
-        enabled = [p for p in cluster.pillar if _value(pillars[node], f"{p}:enabled") is True]
+        enabled = [p for p in cluster.pillar if pillar_value(pillars[node], f"{p}:enabled") is True]
         if len(enabled) > 1:
             raise ModelError(
                 f"{service} on {node} enables both {enabled[0]} and {enabled[1]}: a member "
@@ -136,7 +127,7 @@ def _check(
     lists: dict[str, list[Member]] = {}
     for node, section in sorted(member_of.items()):
         path = tuple(f"{section}:members".split(":"))
-        members, why = _members(_value(pillars[node], f"{section}:members"))
+        members, why = _members(pillar_value(pillars[node], f"{section}:members"))
         if why:
             raise ModelError(f"{service}'s cluster: {':'.join(path)} {why}", locate(node, path))
         names = [m.name for m in members]

@@ -106,6 +106,7 @@ import yaml
 
 from ..errors import FormulaError, Location, ModelError, UsageError
 from ..formulas.schema import Service
+from ..model import pillar_value
 from ..model.secrets import secret_values
 from ..release import Instance, Release, Task
 
@@ -467,16 +468,6 @@ def _check_alike(
         )
 
 
-def _pillar_value(pillar: Mapping[str, Any], path: str) -> Any:
-    """The value at ``a:b:c`` in a node's pillar, or None."""
-    value: Any = pillar
-    for key in path.split(":"):
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 def _workloads(
     release: Release,
     pillars: Mapping[str, Mapping[str, Any]],
@@ -503,7 +494,7 @@ def _workloads(
         if spec.cluster is not None:
             for inst in instances:
                 for section in spec.cluster.pillar:
-                    if _pillar_value(pillars[inst.node], f"{section}:enabled") is True:
+                    if pillar_value(pillars[inst.node], f"{section}:enabled") is True:
                         raise ModelError(
                             f"service {name} on {inst.node} is a member of a cluster "
                             f"({section}): saline does not run clustered {name} on "
