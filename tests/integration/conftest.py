@@ -7,11 +7,13 @@ into podman, tagged by a digest of what went in) and shared by every test of a s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,44 @@ class SshHost:
             text=True,
             check=True,
         ).stdout
+
+
+def until(what: str, ready: Callable[[], bool], timeout: float, step: float = 1.0) -> float:
+    """Wait (at most ``timeout`` s, polling every ``step``) until ``ready()``; the seconds
+    it took."""
+    start = time.monotonic()
+    while not ready():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+@contextmanager
+def own_stack(root: Path, model: Path, stack: str) -> Iterator[dict[str, str]]:
+    """A stack of its own for a test module: a copy of ``model`` under ``root`` (links
+    followed), a registry and state folder there; the environment the `saline` commands
+    get. The stack, with its volumes, and the registry go at the end."""
+    from integration.test_stack import saline
+    from saline.runtime.registry import LocalRegistry
+
+    registry = LocalRegistry(f"127.0.0.1:{free_port()}", str(root / "registry"))
+    registry.start()
+    copy = root / "model"
+    shutil.copytree(model, copy, symlinks=False)
+    env = {
+        **os.environ,
+        "SALINE_STATE_DIR": str(root / "state"),
+        "SALINE_MODEL": str(copy),
+        "SALINE_STACK": stack,
+        "SALINE_REGISTRY": registry.address,
+        "NO_COLOR": "1",
+    }
+    try:
+        yield env
+    finally:
+        saline(env, "down", "--volumes")
+        registry.stop()
 
 
 def free_port() -> int:

@@ -21,8 +21,6 @@ to see them).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,10 +30,10 @@ from typing import Any
 import pytest
 
 from integration.clients import Outcome, WriteLoop, admin_auth, running
-from integration.conftest import free_port
-from integration.test_stack import ok, saline
+from integration.conftest import own_stack, until
+from integration.test_stack import ok
+from release_tools import edit
 from saline.runtime.podman import Podman
-from saline.runtime.registry import LocalRegistry
 from tools import REPO, require_tools
 
 pytestmark = pytest.mark.integration
@@ -81,23 +79,10 @@ class Cloud:
         return problems
 
     def edit(self, path: str, old: str, new: str) -> None:
-        target = self.model / path
-        text = target.read_text()
-        assert old in text, f"{old!r} not in {target}"
-        target.write_text(text.replace(old, new, 1))
+        edit(self.model / path, old, new)
 
     def kill(self, service: str) -> None:
         self.podman.cli(["kill", self.container(service)], timeout=60)
-
-
-def until(what: str, ready: Callable[[], bool], timeout: float) -> float:
-    """Wait (at most ``timeout`` s) until ``ready()``; the seconds it took."""
-    start = time.monotonic()
-    while not ready():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(1)
-    return time.monotonic() - start
 
 
 def timed(label: str, action: Callable[[], object]) -> float:
@@ -112,23 +97,8 @@ def timed(label: str, action: Callable[[], object]) -> float:
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     require_tools("podman", "docker-registry")
     root = tmp_path_factory.mktemp("ha")
-    registry = LocalRegistry(f"127.0.0.1:{free_port()}", str(root / "registry"))
-    registry.start()
-    model = root / "model"
-    shutil.copytree(MODEL, model, symlinks=False)
-    env = {
-        **os.environ,
-        "SALINE_STATE_DIR": str(root / "state"),
-        "SALINE_MODEL": str(model),
-        "SALINE_STACK": STACK,
-        "SALINE_REGISTRY": registry.address,
-        "NO_COLOR": "1",
-    }
-    try:
-        yield Cloud(env, Podman.for_state(str(root / "state")), model)
-    finally:
-        saline(env, "down", "--volumes")
-        registry.stop()
+    with own_stack(root, MODEL, STACK) as env:
+        yield Cloud(env, Podman.for_state(str(root / "state")), Path(env["SALINE_MODEL"]))
 
 
 @pytest.fixture(scope="module")

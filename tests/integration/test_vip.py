@@ -20,8 +20,6 @@ Every wait is bounded. Each step prints its time (run with -s to see them).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -32,10 +30,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from integration.conftest import free_port
-from integration.test_stack import ok, saline
+from integration.conftest import own_stack, until
+from integration.test_stack import ok
 from saline.runtime.podman import Podman
-from saline.runtime.registry import LocalRegistry
 from tools import REPO, require_tools
 
 pytestmark = pytest.mark.integration
@@ -118,16 +115,6 @@ def neighbour() -> str:
     return str(entries[0].get("lladdr", "")).lower() if entries else ""
 
 
-def until(what: str, ready: Callable[[], bool], timeout: float, step: float = 0.1) -> float:
-    """Wait (at most ``timeout`` s) until ``ready()``; the seconds it took."""
-    start = time.monotonic()
-    while not ready():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(step)
-    return time.monotonic() - start
-
-
 def timed(v: Vip, label: str, action: Callable[[], object]) -> float:
     start = time.monotonic()
     action()
@@ -172,23 +159,8 @@ class Prober:
 def vip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vip]:
     require_tools("podman", "docker-registry", "ip")
     root = tmp_path_factory.mktemp("vip")
-    registry = LocalRegistry(f"127.0.0.1:{free_port()}", str(root / "registry"))
-    registry.start()
-    model = root / "model"
-    shutil.copytree(MODEL, model)
-    env = {
-        **os.environ,
-        "SALINE_STATE_DIR": str(root / "state"),
-        "SALINE_MODEL": str(model),
-        "SALINE_STACK": STACK,
-        "SALINE_REGISTRY": registry.address,
-        "NO_COLOR": "1",
-    }
-    try:
+    with own_stack(root, MODEL, STACK) as env:
         yield Vip(env, Podman.for_state(str(root / "state")))
-    finally:
-        saline(env, "down", "--volumes")
-        registry.stop()
 
 
 def test_up_elects_one_master_that_answers_at_the_virtual_address(vip: Vip) -> None:
@@ -214,7 +186,7 @@ def test_up_elects_one_master_that_answers_at_the_virtual_address(vip: Vip) -> N
     report = json.loads(done.stdout)["VIP"]
     assert (report["state"], report["holds"]) == ("MASTER", [VIP])
     # This machine reaches haproxy there, on the master's interface.
-    until("the address answers", answers, 30)
+    until("the address answers", answers, 30, 0.1)
     assert neighbour() == vip.mac(vip.master)
     # keepalived logs to the container's output, and never the VRRP password.
     text = vip.logs(f"keepalived-{vip.master}")
@@ -227,7 +199,7 @@ def test_the_address_moves_when_the_masters_haproxy_is_killed(vip: Vip) -> None:
     old, new = vip.master, vip.backup
     mac, haproxy = vip.mac(new), vip.container(f"haproxy-{old}")
     with Prober() as prober:
-        until("the prober has an answer", lambda: bool(prober.results), 10)
+        until("the prober has an answer", lambda: bool(prober.results), 10, 0.1)
         vip.podman.cli(["kill", haproxy], timeout=60)
         took = until(
             f"the address answers from {new}",
@@ -268,7 +240,7 @@ def test_sigterm_stops_keepalived_and_releases_the_address(vip: Vip) -> None:
     old, new = vip.master, vip.backup
     mac, container = vip.mac(new), vip.container(f"keepalived-{old}")
     with Prober() as prober:
-        until("the prober has an answer", lambda: bool(prober.results), 10)
+        until("the prober has an answer", lambda: bool(prober.results), 10, 0.1)
         start = time.monotonic()
         vip.podman.cli(["stop", container], timeout=60)  # SIGTERM, then 10 s to the kill
         stopped = time.monotonic() - start

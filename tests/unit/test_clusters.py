@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from release_tools import edit as edit_file
 from saline.cli import main
 from saline.errors import ModelError
 from saline.formulas import FormulaSet
@@ -29,10 +30,7 @@ def galera_copy(tmp_path: Path) -> Path:
 
 
 def edit(model: Path, rel: str, old: str, new: str) -> None:
-    path = model / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+    edit_file(model / rel, old, new)
 
 
 def check(model: Path) -> None:

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from release_tools import edit as edit_file
 from release_tools import release_of
 from saline.configs import render_nodes
 from saline.errors import LocatedError, ModelError
@@ -53,10 +54,7 @@ def vip_copy(tmp_path: Path) -> Path:
 
 
 def edit(model: Path, rel: str, old: str, new: str) -> None:
-    path = model / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+    edit_file(model / rel, old, new)
 
 
 def override(model: Path, rel: str, instance: dict[str, Any]) -> None:
