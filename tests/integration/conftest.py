@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,9 @@ from saline.build.rootfs import build_rootfs
 from saline.runtime.podman import Podman
 from saline.settings import DebianMirrors, resolve
 from tools import require_tools
+
+if TYPE_CHECKING:
+    from integration.example_cloud import ExampleCloud
 
 SSH_INCLUDE = ["openssh-server", "python3"]
 SSH_HOOKS = ['mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"']
@@ -125,6 +129,32 @@ def own_stack(root: Path, model: Path, stack: str) -> Iterator[dict[str, str]]:
     finally:
         saline(env, "down", "--volumes")
         registry.stop()
+
+
+@pytest.fixture(scope="session")
+def example_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleCloud]:
+    """The example's stack, brought up once per session by the README's main job
+    (integration/example_cloud.py)."""
+    from integration.example_cloud import example_cloud as cloud
+
+    yield from cloud(tmp_path_factory.mktemp("example"))
+
+
+#: Marks the test that takes the shared example stack down: it runs after the others.
+TAKES_THE_EXAMPLE_DOWN = "takes_the_example_down"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the shared example stack run one after the other, where the first of
+    them was, the one that takes the stack down last: the stack is up once, and does not
+    run beside other modules' stacks (memory, CPU)."""
+    users = [i for i in items if "example_cloud" in getattr(i, "fixturenames", ())]
+    if not users:
+        return
+    first = items.index(users[0])
+    others = [i for i in items if i not in users]
+    users.sort(key=lambda i: i.get_closest_marker(TAKES_THE_EXAMPLE_DOWN) is not None)
+    items[:] = others[:first] + users + others[first:]
 
 
 def free_port() -> int:

@@ -1,8 +1,9 @@
 """Day 2 on the real stack: `saline plan` and `saline apply` change a running cloud, with
 a client asking keystone for a token every 0.2 s through haproxy the whole time.
 
-One stack (its own name and state), one model in a git repository; the tests run in
-order, each changing the model and checking what runs:
+The example's stack the session shares (integration/example_cloud.py: the main job
+brings it up), its model in a git repository; the tests run in order, each changing the
+model and checking what runs:
 
 * nothing changed: the plan is empty (exit 0 with --detailed-exitcode);
 * one keystone value: only keystone's two instances change, one at a time; 0 failed
@@ -20,86 +21,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from integration.clients import TokenLoop, admin_auth, running
-from integration.conftest import free_port
+from integration.example_cloud import PROXY, ExampleCloud
 from integration.test_stack import SALINE, ok, saline
 from saline.runtime.podman import Podman
-from saline.runtime.registry import LocalRegistry
-from tools import require_tools
+from tools import EXAMPLE
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-STACK = "saline-day2"
 KEYSTONE_CLASS = Path("classes/system/keystone/server.yml")
-PROXY = "10.10.0.40"
-
-
-@dataclass
-class Cloud:
-    env: dict[str, str]
-    model: Path
-    root: Path
-
-    def edit(self, path: Path, old: str, new: str) -> None:
-        target = self.model / path
-        text = target.read_text()
-        assert old in text, f"{old!r} not in {target}"
-        target.write_text(text.replace(old, new, 1))
-
-    def commit(self, message: str) -> None:
-        git = ["git", "-c", "user.email=t@saline", "-c", "user.name=t"]
-        subprocess.run(["git", "add", "-A"], cwd=self.root, check=True)
-        subprocess.run([*git, "commit", "-qm", message], cwd=self.root, check=True)
-
-    def containers(self, podman: Podman) -> dict[str, str]:
-        """Running containers of the stack: compose service -> container id and start
-        time (a restart in place keeps the id, not the start time)."""
-        out = {}
-        for c in podman.containers(f"io.podman.compose.project={STACK}"):
-            if c.get("State") == "running":
-                out[c["Labels"]["io.podman.compose.service"]] = f"{c['Id']}@{c['StartedAt']}"
-        return out
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    require_tools("podman", "git", "docker-registry")
-    root = tmp_path_factory.mktemp("day2")
-    # A real registry: images missing from the podman store are built and pushed there
-    # (this test may be the first of a session to need them).
-    registry = LocalRegistry(f"127.0.0.1:{free_port()}", str(root / "registry"))
-    registry.start()
-    model = root / "model"
-    shutil.copytree(REPO / "examples" / "openstack", model)
-    env = {
-        **os.environ,
-        "SALINE_STATE_DIR": str(root / "state"),
-        "SALINE_MODEL": str(model),
-        "SALINE_STACK": STACK,
-        "SALINE_REGISTRY": registry.address,
-        "NO_COLOR": "1",
-    }
-    c = Cloud(env, model, root)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    c.commit("the example")
-    try:
-        ok(env, "up")
-        yield c
-    finally:
-        saline(env, "down", "--volumes")
-        registry.stop()
+def cloud(example_cloud: ExampleCloud) -> ExampleCloud:
+    """The shared example stack (integration/example_cloud.py), running the example as
+    committed."""
+    example_cloud.reset()
+    return example_cloud
 
 
 def client_for(env: dict[str, str]) -> TokenLoop:
@@ -131,7 +77,7 @@ def test_apply_and_rollback_refuse_a_stack_that_is_not_running(
     env = {
         **os.environ,
         "SALINE_STATE_DIR": str(tmp_path / "state"),
-        "SALINE_MODEL": str(REPO / "examples" / "openstack"),
+        "SALINE_MODEL": str(EXAMPLE),
         "SALINE_STACK": "saline-day2-stopped",
         "NO_COLOR": "1",
     }
@@ -148,13 +94,15 @@ def test_apply_and_rollback_refuse_a_stack_that_is_not_running(
     assert podman.containers("io.podman.compose.project=saline-day2-stopped") == []
 
 
-def test_nothing_changed_plans_nothing(cloud: Cloud) -> None:
+def test_nothing_changed_plans_nothing(cloud: ExampleCloud) -> None:
     code, data = plan(cloud.env)
     assert code == 0, data["summary"]
     assert data["steps"] == [] and data["format_version"] == 1
 
 
-def test_a_keystone_value_rolls_out_with_zero_failed_requests(cloud: Cloud, podman: Podman) -> None:
+def test_a_keystone_value_rolls_out_with_zero_failed_requests(
+    cloud: ExampleCloud, podman: Podman
+) -> None:
     before = cloud.containers(podman)
     cloud.edit(KEYSTONE_CLASS, "expiration: 3600", "expiration: 7200")
     code, data = plan(cloud.env)
@@ -179,7 +127,7 @@ def test_a_keystone_value_rolls_out_with_zero_failed_requests(cloud: Cloud, podm
     cloud.commit("token expiration 7200")
 
 
-def test_a_secret_change_is_planned_masked(cloud: Cloud) -> None:
+def test_a_secret_change_is_planned_masked(cloud: ExampleCloud) -> None:
     secrets = cloud.model / "classes/cluster/openstack/secrets.yml"
     original = secrets.read_text()
     line = next(x for x in original.splitlines() if "keystone_db_password:" in x)
@@ -199,7 +147,7 @@ def test_a_secret_change_is_planned_masked(cloud: Cloud) -> None:
 
 
 def test_a_change_that_breaks_the_api_is_rolled_back_by_itself(
-    cloud: Cloud, podman: Podman
+    cloud: ExampleCloud, podman: Podman
 ) -> None:
     before = cloud.containers(podman)
     # keystone starts and answers its health check (/v3), but cannot issue a token: JWS
@@ -222,9 +170,9 @@ def test_a_change_that_breaks_the_api_is_rolled_back_by_itself(
     assert plan(cloud.env)[0] == 0
 
 
-def test_apply_killed_midway_resumes_and_finishes(cloud: Cloud) -> None:
+def test_apply_killed_midway_resumes_and_finishes(cloud: ExampleCloud) -> None:
     cloud.edit(KEYSTONE_CLASS, "expiration: 7200", "expiration: 5400")
-    journal = Path(cloud.env["SALINE_STATE_DIR"]) / "stacks" / STACK / "journal.jsonl"
+    journal = Path(cloud.env["SALINE_STATE_DIR"]) / "stacks" / cloud.stack / "journal.jsonl"
     proc = subprocess.Popen(
         [SALINE, "apply", "--yes"], env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -248,7 +196,7 @@ def test_apply_killed_midway_resumes_and_finishes(cloud: Cloud) -> None:
     cloud.commit("token expiration 5400")
 
 
-def test_a_change_to_memcached_restarts_only_memcached(cloud: Cloud, podman: Podman) -> None:
+def test_a_change_to_memcached_restarts_only_memcached(cloud: ExampleCloud, podman: Podman) -> None:
     before = cloud.containers(podman)
     path = Path("classes/system/memcached/server.yml")
     cloud.edit(path, "cache_size: 64", "cache_size: 96")
@@ -262,7 +210,7 @@ def test_a_change_to_memcached_restarts_only_memcached(cloud: Cloud, podman: Pod
     cloud.commit("memcached")
 
 
-def test_rollback_goes_back_to_the_release_before(cloud: Cloud, podman: Podman) -> None:
+def test_rollback_goes_back_to_the_release_before(cloud: ExampleCloud, podman: Podman) -> None:
     history = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)["releases"]
     applied = [r["id"] for r in history if r["outcome"] == "applied"]
     current, previous = applied[-1], applied[-2]
@@ -277,7 +225,7 @@ def test_rollback_goes_back_to_the_release_before(cloud: Cloud, podman: Podman) 
         n for n in before if n.startswith("memcached")
     }
     memcached = next(n for n in after if n.startswith("memcached"))
-    container_id = after[memcached].split("@")[0]  # "ID@STARTED", see Cloud.containers
+    container_id = after[memcached].split("@")[0]  # "ID@STARTED", see ExampleCloud.containers
     conf = podman.exec(container_id, ["cat", "/etc/memcached.conf"])
     assert "-m 64" in conf, conf
     history = json.loads(ok(cloud.env, "releases", "--format", "json").stdout)["releases"]

@@ -311,7 +311,7 @@ def test_the_api_check_is_the_health_frontend(lab: Lab) -> None:
 # -- keystone: a chain reload of uwsgi takes a new keystone.conf without a failed request --
 
 TOKENS = """
-import collections, datetime, json, sys, threading, time, urllib.request
+import collections, datetime, json, os, sys, threading, time, urllib.request
 base, seconds, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 body = open("/saline-test/token.json").read().encode()
 def token():
@@ -328,7 +328,8 @@ lock = threading.Lock()
 served, failed = collections.Counter(), collections.Counter()
 def work(kind):
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    # Until the test says stop (a file in the mounted folder), at most SECONDS.
+    while time.monotonic() < end and not os.path.exists("/saline-test/stop"):
         try:
             if kind == "token":
                 token()
@@ -476,6 +477,8 @@ def test_keystone_reload_serves_every_request_and_the_new_config(
         answer = exec_("keystone", *keystone.reload.command, timeout=400)
         assert "uwsgi reloaded" in answer
         assert json.loads(exec_("memcached", *tokens, "0", "0"))["lifetime"] == 7200
+        time.sleep(5)  # the clients go on a while with the reloaded workers
+        (files / "stop").touch()
         loop.join()
         print(f"keystone reload ({' '.join(keystone.reload.command[2:3])}): {result}")
         assert result["failed"] == {}, result

@@ -2,37 +2,35 @@
 memcached, keystone, glance and haproxy from Debian packages, checked with openstacksdk
 (saline smoke) and Debian's python-openstackclient (through `saline openrc`).
 
-One stack at a time: the example model's addresses fix its subnet. The images are the
-ones the other tests build (same podman store); the stack has its own name and state.
+One stack at a time: the example model's addresses fix its subnet. The stack is the one
+the session shares (integration/example_cloud.py: the README's main job brings it up);
+these tests start from the example as committed, and the last takes the stack down.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration.conftest import free_port
+from integration.example_cloud import STACK, ExampleCloud
 from saline.model import load_model
 from saline.runtime.podman import Podman
-from tools import example, require_tools
+from tools import example
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SALINE = str(Path(sys.executable).parent / "saline")
-STACK = "saline-e2e"
 HAPROXY_CLASS = Path("classes/system/haproxy/proxy/single.yml")
 # What the example runs, derived from the formulas and the model (tests/tools.py).
 SERVICES = set(example().instances)
@@ -64,25 +62,11 @@ def container_id(podman: Podman, name: str) -> str:
     return podman.cli(["inspect", "--format", "{{.Id}}", f"{STACK}_{name}_1"]).strip()
 
 
-@pytest.fixture(scope="module")
-def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    require_tools("podman")
-    root = tmp_path_factory.mktemp("stack")
-    model = root / "model"
-    shutil.copytree(REPO / "examples" / "openstack", model)
-    env = {
-        **os.environ,
-        "SALINE_STATE_DIR": str(root / "state"),
-        "SALINE_MODEL": str(model),
-        "SALINE_STACK": STACK,
-        # No registry runs there: images come from the podman store (or are built).
-        "SALINE_REGISTRY": f"127.0.0.1:{free_port()}",
-        "NO_COLOR": "1",
+def started(report: dict[str, Any]) -> set[str]:
+    """The services an `up --format json` report (re)started."""
+    return {
+        s["name"] for s in report["steps"] if s["kind"] == "service" and s["outcome"] == "healthy"
     }
-    try:
-        yield env
-    finally:
-        saline(env, "down", "--volumes")
 
 
 def addresses(env: dict[str, str], service: str) -> list[str]:
@@ -190,11 +174,12 @@ def openstack_in(image: str, env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
-    env = stack_env
-    model = Path(env["SALINE_MODEL"])
+def test_stack_lifecycle(example_cloud: ExampleCloud, podman: Podman) -> None:
+    example_cloud.reset()
+    env, model = example_cloud.env, example_cloud.model
+    running = example_cloud.containers(podman)
 
-    # 1. A template that does not render stops `up` before anything starts: the
+    # 1. A template that does not render stops `up` before anything changes: the
     # template, the state and the node, exit 1.
     good = (model / HAPROXY_CLASS).read_text()
     (model / HAPROXY_CLASS).write_text(good.replace("      timeout:\n", "      timeouts:\n"))
@@ -203,9 +188,10 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     err = failed.stderr
     assert "haproxy/files/haproxy.cfg.j2" in err and "node prx01.openstack.local" in err
     assert "Traceback (most recent call last)" not in err
-    assert {r["state"] for r in status(env).values()} == {"missing"}
+    assert example_cloud.containers(podman) == running
     # A service that fails at start (haproxy refuses a value that renders) stops `up`:
     # its name, its logs, exit 1; what already runs stays.
+    mariadb_before = container_id(podman, "mariadb")
     bad = good.replace("        server: 60s\n", "        server: sixty\n")
     assert bad != good
     (model / HAPROXY_CLASS).write_text(bad)
@@ -218,12 +204,12 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     rows = status(env)
     assert rows["mariadb"]["state"] == "running"  # what already ran stays
 
-    # 2. Fixing the model and running `up` again converges; running services are kept.
-    mariadb_before = container_id(podman, "mariadb")
+    # 2. Fixing the model and running `up` again converges: haproxy starts; what runs is
+    # kept.
     (model / HAPROXY_CLASS).write_text(good)
-    up = ok(env, "up", "--format", "json")
-    report = json.loads(up.stdout)
+    report = json.loads(ok(env, "up", "--format", "json").stdout)
     assert {s["name"] for s in report["steps"] if s["kind"] == "service"} == SERVICES
+    assert started(report) == {"haproxy"}
     assert container_id(podman, "mariadb") == mariadb_before
     rows = status(env)
     assert all(r["health"] == "healthy" for r in rows.values() if r["kind"] == "service")
@@ -264,33 +250,22 @@ def test_stack_lifecycle(stack_env: dict[str, str], podman: Podman) -> None:
     assert {outcomes[k] for k in KEYSTONES[1:]} == {"running"}  # left alone
     assert {outcomes[t] for t in TASKS} == {"already done"}
 
-    # 6. The database survives a restart of MariaDB, and `down` + `up` (volumes kept).
+    # 6. The database survives a restart of MariaDB. (`down` and `up` with the volumes
+    # kept: test_openstack_ha's full stop, on the HA example.)
     podman.cli(["restart", f"{STACK}_mariadb_1"])
     ok(env, "up")
     assert "saline-e2e-marker" in openstack_cli(env, podman, "project", "list", "-f", "value")
-    down = ok(env, "down")
-    assert "volumes kept" in down.stdout
-    # No secrets left behind: the pillar files go with the stack.
-    assert not (Path(env["SALINE_STATE_DIR"]) / "stacks" / STACK / "pillar").exists()
-    assert not podman.containers(f"io.podman.compose.project={STACK}")
-    back = json.loads(ok(env, "up", "--format", "json").stdout)
-    assert [s for s in back["steps"] if s["outcome"] == "ran"] == []  # the data is there
-    assert "saline-e2e-marker" in openstack_cli(env, podman, "project", "list", "-f", "value")
-    ok(env, "smoke")
-
-    # 7. down --volumes removes everything; the next `up` starts from scratch.
-    gone = json.loads(ok(env, "down", "--volumes", "--format", "json").stdout)
-    assert f"{STACK}_mariadb-data" in gone["volumes_removed"]
-    assert f"{STACK}_glance-api-images" in gone["volumes_removed"]  # one for both glances
-    assert podman.volumes(f"io.podman.compose.project={STACK}") == []
 
 
+@pytest.mark.takes_the_example_down
 def test_the_compose_file_runs_with_plain_podman_compose(
-    stack_env: dict[str, str], podman: Podman, tmp_path: Path
+    example_cloud: ExampleCloud, podman: Podman, tmp_path: Path
 ) -> None:
     """No saline at run time: podman-compose alone (which cannot wait for health with
-    podman < 4.6) brings up a stack that passes smoke; the entrypoints wait for ports."""
-    env = stack_env
+    podman < 4.6) brings up a stack that passes smoke; the entrypoints wait for ports.
+    Then `saline down --volumes` removes everything, volumes too."""
+    example_cloud.restore_model()
+    env = example_cloud.env
     ok(env, "down", "--volumes")
     compose = tmp_path / "compose.yml"
     ok(env, "compose", "--out", str(compose))
@@ -312,5 +287,11 @@ def test_the_compose_file_runs_with_plain_podman_compose(
             if c["Labels"].get("saline.kind") == "task"
         }
         assert sorted(tasks) == sorted(TASKS) and set(tasks.values()) == {("exited", 0)}
+        # `saline down --volumes` removes what podman-compose started, volumes too.
+        gone = json.loads(ok(env, "down", "--volumes", "--format", "json").stdout)
+        assert f"{STACK}_mariadb-data" in gone["volumes_removed"]
+        assert f"{STACK}_glance-api-images" in gone["volumes_removed"]  # one for both glances
+        assert podman.volumes(f"io.podman.compose.project={STACK}") == []
+        assert podman.containers(f"io.podman.compose.project={STACK}") == []
     finally:
         subprocess.run([*cmd, "down", "-v"], capture_output=True, env=plain)
