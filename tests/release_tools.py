@@ -14,7 +14,7 @@ from saline.formulas import FormulaSet
 from saline.images import model_images, services_by_node
 from saline.model import load_model
 from saline.release import Release, Rendered, build_release
-from tools import EXAMPLE, FORMULAS
+from tools import EXAMPLE, FORMULAS, fixed_packages
 
 
 def rendered_for(services: dict[str, Any], pillars: dict[str, Any]) -> dict[Any, list[Rendered]]:
@@ -36,7 +36,7 @@ def release_of(model_dir: Path | str = EXAMPLE) -> tuple[Release, dict[str, Any]
     formulas = FormulaSet([str(FORMULAS)])
     services = {n: s for n, s in services_by_node(model, formulas).items() if s}
     pillars = {n: model.node(n).parameters for n in services}
-    images = {s.name: s for s in model_images(model, formulas)}
+    images = {s.name: s for s in model_images(model, formulas, fixed_packages)}
     return build_release(services, pillars, images, rendered_for(services, pillars)), pillars
 
 

@@ -7,6 +7,8 @@
   or node changes no test's literal list.
 * :func:`example_stack` and :func:`compose_document`: the example's stack plan and its
   compose document with the machine's paths replaced by placeholders.
+* :func:`fixed_packages`: a package resolver that asks no archive (for pure tests: tags
+  that never move with Debian's archive).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from saline.build.graph import Recipe
+    from saline.build.packages import PackageSet
     from saline.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +35,15 @@ FORMULAS = REPO / "formulas"
 PROJECT = "openstack"
 
 REQUIRE_TOOLS = "SALINE_REQUIRE_TOOLS"
+
+
+def fixed_packages(recipe: Recipe) -> PackageSet:
+    """What an image "installs" in pure tests: each package asked for, at version 1.0 from
+    the recipe's release suite. Tags (and so goldens) stay put whatever Debian
+    publishes; the real resolution (apt) is tested in tests/integration/test_packages.py."""
+    from saline.build.packages import Package, PackageSet
+
+    return PackageSet([Package(n, "1.0", "amd64", (recipe.suites.release,)) for n in recipe.names])
 
 
 def write_model(root: Path, files: dict[str, str]) -> str:
@@ -148,7 +161,9 @@ def example_stack(
     from saline.stack import load_stack
 
     formulas = FormulaSet(formula_dirs or [str(FORMULAS)])
-    return load_stack(load_model(str(model_dir)), formulas, project, state_dir)
+    return load_stack(
+        load_model(str(model_dir)), formulas, project, state_dir, resolve=fixed_packages
+    )
 
 
 #: The state folder of the golden compose document: a placeholder (nothing is written

@@ -1,6 +1,9 @@
-"""The model's images: which services it uses, their tags, building and pushing them.
+"""The model's images: which services it uses, the Debian suites each is built from,
+their tags, building and pushing them.
 
-Planning is pure (:func:`model_images`); :func:`build_images` drives podman through
+Planning is pure given a :data:`~saline.build.graph.Resolve` (:func:`model_images`): the
+exact package versions in the tags come from it (:func:`package_resolver` for this
+machine: records, images, apt). :func:`build_images` drives podman through
 :mod:`saline.build.builder`.
 """
 
@@ -8,14 +11,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from .build.builder import Builder, BuildResult
-from .build.graph import ImageSpec, plan_images
+from .build.graph import ImageSpec, Resolve, plan_images
+from .build.packages import Suites, parse_suites
+from .build.resolve import PackageResolver
+from .errors import ModelError
 from .formulas import Formula, FormulaSet, Service, ServiceInstance
 from .formulas.clusters import check_clusters, model_locator
-from .model import Model
+from .model import Model, pillar_value
 from .runtime.podman import Podman
 from .settings import Settings
+
+#: The model's choice of Debian suites: for every image, and per service.
+SUITES_KEY = "saline:images:suites"
+SERVICE_SUITES_KEY = "saline:images:services:{service}:suites"
 
 
 def services_by_node(model: Model, formulas: FormulaSet) -> dict[str, list[ServiceInstance]]:
@@ -41,16 +52,69 @@ def model_services(model: Model, formulas: FormulaSet) -> dict[str, tuple[Formul
     }
 
 
-def model_images(model: Model, formulas: FormulaSet) -> list[ImageSpec]:
-    """The build plan for the model's services, in build order. Pure."""
-    return plan_images(model_services(model, formulas))
+def image_suites(model: Model, formulas: FormulaSet) -> dict[str, Suites]:
+    """The Debian suites of each service's image: ``saline:images:services:NAME:suites``
+    where a node running it sets that, else ``saline:images:suites``, else bookworm with
+    its updates and security suites. Every node running a service must agree: a
+    ModelError names the file and key otherwise (and for a value that is not suites)."""
+    locate = model_locator(model)
+    chosen: dict[str, tuple[Suites, str]] = {}
+    for node, services in services_by_node(model, formulas).items():
+        pillar = model.node(node).parameters
+        for svc in services:
+            key = SERVICE_SUITES_KEY.format(service=svc.name)
+            raw = pillar_value(pillar, key)
+            if raw is None:
+                key, raw = SUITES_KEY, pillar_value(pillar, SUITES_KEY)
+            try:
+                suites = Suites() if raw is None else parse_suites(raw)
+            except ValueError as e:
+                raise ModelError(str(e), locate(node, tuple(key.split(":")))) from None
+            seen = chosen.setdefault(svc.name, (suites, node))
+            if seen[0] != suites:
+                raise ModelError(
+                    f"the image of {svc.name} is built from {', '.join(suites.names)} here,"
+                    f" but from {', '.join(seen[0].names)} on {seen[1]}: every node that"
+                    " runs a service runs the same image",
+                    locate(node, tuple(key.split(":"))),
+                )
+    return {name: suites for name, (suites, _node) in chosen.items()}
 
 
-def image_list(model: Model, formulas: FormulaSet, registry: str | None) -> list[dict[str, str]]:
-    """``[{service, image}]`` with full references, for scripts."""
+def model_images(model: Model, formulas: FormulaSet, resolve: Resolve) -> list[ImageSpec]:
+    """The build plan for the model's services, in build order. Pure but for what
+    ``resolve`` does."""
+    return plan_images(model_services(model, formulas), resolve, image_suites(model, formulas))
+
+
+def package_resolver(
+    settings: Settings, *, refresh: bool = False, progress: Callable[[str], None] | None = None
+) -> PackageResolver:
+    """This machine's answer to which packages each image installs (records in the
+    state folder, images in podman's store, apt over the model's suites)."""
+    return PackageResolver(
+        settings.state_dir,
+        Podman.for_state(settings.state_dir),
+        settings.debian,
+        refresh=refresh,
+        progress=progress or (lambda _line: None),
+    )
+
+
+def image_list(
+    model: Model, formulas: FormulaSet, registry: str | None, resolve: Resolve
+) -> list[dict[str, Any]]:
+    """Each service's image for scripts: its full reference, the Debian suites it is
+    built from, and the packages it adds to its base (name -> version)."""
     return [
-        {"service": s.name, "image": s.ref(registry)}
-        for s in model_images(model, formulas)
+        {
+            "service": s.name,
+            "image": s.ref(registry),
+            "suites": list(s.suites.names),
+            "packages": s.packages.versions(),
+            "package_count": len(s.all_packages),
+        }
+        for s in model_images(model, formulas, resolve)
         if s.kind == "service"
     ]
 
@@ -62,9 +126,11 @@ def build_images(
     *,
     push: bool,
     progress: Callable[[str], None],
+    resolve: Resolve | None = None,
 ) -> list[BuildResult]:
     """Build (or pull) what is missing, in order; push to the settings' registry with
-    ``push``. The apt cache shared by builds lives in the state folder."""
+    ``push``. The apt cache shared by builds lives in the state folder. ``resolve``:
+    by default this machine's (:func:`package_resolver`)."""
     builder = Builder(
         Podman.for_state(settings.state_dir),
         settings.registry,
@@ -72,4 +138,5 @@ def build_images(
         apt_cache_dir=os.path.join(settings.state_dir, "apt-cache"),
         debian=settings.debian,
     )
-    return builder.ensure(model_images(model, formulas), push=push)
+    resolve = resolve or package_resolver(settings, progress=progress)
+    return builder.ensure(model_images(model, formulas, resolve), push=push)

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from .build.graph import Resolve
 from .errors import Location, ModelError, SalineError
 from .formulas import FormulaSet
 from .formulas.clusters import model_locator
@@ -113,6 +114,13 @@ def default_project(model: Model) -> str:
     return project_name(os.path.basename(os.path.abspath(model.root)))
 
 
+def check_stack(model: Model, formulas: FormulaSet, project: str | None, state_dir: str) -> None:
+    """The model's mistakes that stop a stack (an address, a volume, a cluster...), as
+    :func:`load_stack` finds them, without resolving any image's packages (which may ask
+    Debian's archive): commands call it before anything slow."""
+    load_stack(model, formulas, project, state_dir, resolve=None)
+
+
 def load_stack(
     model: Model,
     formulas: FormulaSet,
@@ -120,11 +128,15 @@ def load_stack(
     state_dir: str,
     release: Release | None = None,
     recorded_pillars: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    resolve: Resolve | None,
 ) -> Stack:
     """The stack's plan (pure: nothing is written or started). Its files will live in
     ``state_dir/stacks/PROJECT``. With the model's ``release``, its containers carry
     their change keys (what `saline up` and `saline apply` start). A recorded release
-    (a rollback) comes with the pillars it was made from: each node runs with those."""
+    (a rollback) comes with the pillars it was made from: each node runs with those.
+    ``resolve``: which packages each image installs (its tag); None: placeholder
+    images (:func:`check_stack`)."""
     project = project or default_project(model)
     directory = os.path.join(state_dir, "stacks", project)
     services = services_by_node(model, formulas)
@@ -134,14 +146,25 @@ def load_stack(
         for n, s in services.items()
         if s
     }
-    images = {s.name: s.ref(None) for s in model_images(model, formulas)}
     pillar_dirs = {n: os.path.join(directory, "pillar", n) for n in pillars}
     locate = model_locator(model)
-    plan = plan_stack(project, pillars, services, images, pillar_dirs, locate, release)
+    # The model's mistakes first, before any image's packages are resolved (that may ask
+    # Debian's archive): the same plan with placeholder images.
+    plan = plan_stack(project, pillars, services, _Placeholders(), pillar_dirs, locate, release)
+    if resolve is not None:
+        images = {s.name: s.ref(None) for s in model_images(model, formulas, resolve)}
+        plan = plan_stack(project, pillars, services, images, pillar_dirs, locate, release)
     secrets: set[str] = set()
     for p in pillars.values():
         secrets |= secret_values(p)
     return Stack(plan, directory, state_dir, pillars, secrets)
+
+
+class _Placeholders(dict[str, str]):
+    """Any image name -> a placeholder reference."""
+
+    def __missing__(self, name: str) -> str:
+        return f"localhost/saline/{name}:unresolved"
 
 
 def compose_text(stack: Stack, model_root: str) -> str:

@@ -23,6 +23,7 @@ import pytest
 from saline.build.builder import Builder
 from saline.build.graph import plan_images
 from saline.formulas import FormulaSet
+from saline.images import package_resolver
 from saline.runtime.haproxy import HAProxy, servers_for
 from saline.runtime.podman import Podman, PodmanError
 from saline.settings import resolve
@@ -86,8 +87,8 @@ def podman() -> Podman:
 def haproxy_image(podman: Podman) -> str:
     """The haproxy image of the shipped formula (built if missing: base, Salt, haproxy)."""
     formula, spec = FormulaSet([str(FORMULAS)]).services["haproxy"]
-    specs = plan_images({"haproxy": (formula, spec)})
     settings = resolve({}, os.environ, os.getcwd())
+    specs = plan_images({"haproxy": (formula, spec)}, package_resolver(settings))
     builder = Builder(
         podman,
         None,
@@ -352,8 +353,8 @@ def openstack_images(podman: Podman) -> dict[str, str]:
     """The images of mariadb, memcached and keystone (built if missing)."""
     formulas = FormulaSet([str(FORMULAS)])
     wanted = {n: formulas.services[n] for n in ("mariadb", "memcached", "keystone")}
-    specs = plan_images(wanted)
     settings = resolve({}, os.environ, os.getcwd())
+    specs = plan_images(wanted, package_resolver(settings))
     builder = Builder(
         podman,
         None,

@@ -10,7 +10,7 @@ from saline.build.graph import plan_images
 from saline.formulas import FormulaSet
 from saline.images import image_list
 from saline.model import load_model
-from tools import example
+from tools import example, fixed_packages
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "openstack")
@@ -18,12 +18,12 @@ EXAMPLE = str(REPO / "examples" / "openstack")
 
 def tags(formula_dir: Path | str) -> dict[str, str]:
     fs = FormulaSet([str(formula_dir)])
-    return {s.name: s.tag for s in plan_images(dict(fs.services))}
+    return {s.name: s.tag for s in plan_images(dict(fs.services), fixed_packages)}
 
 
 def test_order_and_parents() -> None:
     fs = FormulaSet([str(REPO / "formulas")])
-    specs = plan_images(dict(fs.services))
+    specs = plan_images(dict(fs.services), fixed_packages)
     assert [s.name for s in specs[:2]] == ["base", "salt"]
     assert specs[0].parent is None and specs[1].parent == "base"
     assert all(s.parent == "salt" and s.kind == "service" for s in specs[2:])
@@ -63,7 +63,7 @@ def test_a_formula_with_two_services_rebuilds_both(tmp_path: Path) -> None:
 
 def test_service_metadata_for_the_entrypoint() -> None:
     fs = FormulaSet([str(REPO / "formulas")])
-    spec = next(s for s in plan_images(dict(fs.services)) if s.name == "keystone")
+    spec = next(s for s in plan_images(dict(fs.services), fixed_packages) if s.name == "keystone")
     meta = json.loads(spec.generated["service.json"])
     assert meta["command"] == ["/usr/bin/uwsgi", "--ini", "/etc/keystone/keystone-uwsgi.ini"]
     assert meta["user"] == "keystone"
@@ -75,7 +75,7 @@ def test_service_metadata_for_the_entrypoint() -> None:
 def test_images_of_the_example_model() -> None:
     model = load_model(EXAMPLE)
     fs = FormulaSet([str(REPO / "formulas")])
-    listed = image_list(model, fs, "registry.example:5000")
+    listed = image_list(model, fs, "registry.example:5000", fixed_packages)
     assert [i["service"] for i in listed] == list(example().services)
     assert all(
         i["image"].startswith(f"registry.example:5000/saline/{i['service']}:") for i in listed

@@ -94,8 +94,8 @@ def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "classes/system/glance/server.yml:25" in out
     assert "${_param:openstack_control_address}" in out
     # Through the control plane's address to the proxy's.
-    assert "classes/cluster/openstack/init.yml:13" in out
-    assert "classes/cluster/openstack/init.yml:11" in out
+    assert "classes/cluster/openstack/init.yml:14" in out
+    assert "classes/cluster/openstack/init.yml:12" in out
 
 
 def test_errors_are_one_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

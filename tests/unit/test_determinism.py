@@ -23,7 +23,7 @@ GOLDEN_COMPOSE = REPO / "tests" / "data" / "golden" / "compose" / "openstack.yml
 SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tools import EXAMPLE, FORMULAS, example_stack
+from tools import EXAMPLE, FORMULAS, example_stack, fixed_packages
 from saline.formulas import FormulaSet
 from saline.images import model_images
 from saline.model import load_model
@@ -35,7 +35,7 @@ print(compose_text(example_stack(sys.argv[2]), str(EXAMPLE)), end="")
 print("== inventory")
 print(json.dumps(model.inventory(), indent=1, ensure_ascii=False, default=str))
 print("== images")
-for spec in model_images(model, FormulaSet([str(FORMULAS)])):
+for spec in model_images(model, FormulaSet([str(FORMULAS)]), fixed_packages):
     print(spec.name, spec.tag)
 """
 

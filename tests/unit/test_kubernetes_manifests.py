@@ -42,7 +42,7 @@ from saline.manifests.kubernetes import (
 )
 from saline.model import load_model
 from saline.model.secrets import secret_values
-from tools import EXAMPLE, FORMULAS, REPO
+from tools import EXAMPLE, FORMULAS, REPO, fixed_packages
 
 KUBE = REPO / "examples" / "openstack-kubernetes"
 GOLDEN = REPO / "tests" / "data" / "golden" / "kubernetes"
@@ -82,6 +82,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Obj], Desir
         FormulaSet([str(FORMULAS)]),
         {"model": "examples/openstack-kubernetes"},
         str(tmp_path_factory.mktemp("cache")),
+        resolve=fixed_packages,
     )
     objects = kubernetes_manifests(desired.release, desired.pillars, SPECS, OPTIONS, desired.locate)
     return objects, desired

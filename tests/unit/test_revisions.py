@@ -17,6 +17,7 @@ from saline.formulas import FormulaSet
 from saline.lifecycle import revisions
 from saline.model import Model
 from saline.release import release_text
+from tools import fixed_packages
 
 GIT = ["git", "-c", "user.email=t@saline", "-c", "user.name=t"]
 
@@ -42,7 +43,9 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     release, pillars = release_of()
 
-    def build(root: str, rev: str, cache_dir: str | None, formulas_of: Callable[..., Any]) -> Any:
+    def build(
+        root: str, rev: str, cache_dir: str | None, formulas_of: Callable[..., Any], *_: Any
+    ) -> Any:
         calls.append(rev)
         return release, pillars
 
@@ -56,7 +59,7 @@ def unused(model: Model) -> FormulaSet:
 
 def at(model: Path, cache: Path, formulas: list[str] | None = None) -> Any:
     return revisions.release_at(
-        str(model), "HEAD", str(cache / "model-files"), formulas or [], unused
+        str(model), "HEAD", str(cache / "model-files"), formulas or [], unused, fixed_packages
     )
 
 
@@ -112,8 +115,8 @@ def test_an_unreadable_entry_is_built_again(
 
 
 def test_no_cache_folder_builds_every_time(repo: Path, builds: list[str]) -> None:
-    revisions.release_at(str(repo), "HEAD", None, [], unused)
-    revisions.release_at(str(repo), "HEAD", None, [], unused)
+    revisions.release_at(str(repo), "HEAD", None, [], unused, fixed_packages)
+    revisions.release_at(str(repo), "HEAD", None, [], unused, fixed_packages)
     assert builds == ["HEAD", "HEAD"]
 
 

@@ -11,7 +11,7 @@ from release_tools import copy_example, edit, release_of
 from saline.formulas import FormulaSet
 from saline.model import load_model
 from saline.stack import load_stack
-from tools import EXAMPLE, FORMULAS, STATE_PLACEHOLDER
+from tools import EXAMPLE, FORMULAS, STATE_PLACEHOLDER, fixed_packages
 
 
 def document(model_dir: Path | str = EXAMPLE) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def document(model_dir: Path | str = EXAMPLE) -> dict[str, Any]:
         "openstack",
         STATE_PLACEHOLDER,
         release,
+        resolve=fixed_packages,
     )
     services: dict[str, Any] = stack.plan.document["services"]
     return services
@@ -75,7 +76,13 @@ def test_a_recorded_release_renders_as_it_ran_whatever_the_model_says_now(
     }
     recorded = replace(old_release, instances=tuple(moved.values()))
     stack = load_stack(
-        load_model(str(model)), formulas, "openstack", STATE_PLACEHOLDER, recorded, old_pillars
+        load_model(str(model)),
+        formulas,
+        "openstack",
+        STATE_PLACEHOLDER,
+        recorded,
+        old_pillars,
+        resolve=fixed_packages,
     )
     rolled: dict[str, Any] = stack.plan.document["services"]
     keystone = "keystone-ctl01"

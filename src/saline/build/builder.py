@@ -8,6 +8,7 @@ behind, so the next run resumes from the images that were built.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -136,10 +137,22 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix=f"saline-build-{spec.name}-") as ctx:
             if spec.kind == "base":
                 tar = os.path.join(ctx, "rootfs.tar")
-                build_rootfs(tar, BASE_PACKAGES, BASE_HOOKS, BASE_FILES, mirrors=self.debian)
-                self.podman.import_rootfs(
-                    tar, ref, [f"ENV PATH={PATH_ENV}", "LABEL saline.image=base"]
+                pins = os.path.join(ctx, "saline.pref")
+                with open(pins, "w") as fh:
+                    fh.write(spec.packages.apt_pins())
+                build_rootfs(
+                    tar,
+                    BASE_PACKAGES,
+                    BASE_HOOKS,
+                    BASE_FILES,
+                    mirrors=self.debian,
+                    suites=spec.suites,
+                    pins=pins,
                 )
+                changes = [f"ENV PATH={PATH_ENV}", "LABEL saline.image=base"]
+                changes += [f"LABEL {k}={json.dumps(v)}" for k, v in spec.labels().items()]
+                self.podman.import_rootfs(tar, ref, changes)
+                self._verify(spec, ref)
                 return
             assert parent is not None
             for rel, src in spec.files.items():
@@ -155,7 +168,8 @@ class Builder:
             else:
                 os.makedirs(self.apt_cache, exist_ok=True)
                 volumes = [f"{self.apt_cache}:/var/cache/apt/archives"]
-            done = self.podman.build(ctx, ref, volumes)
+            labels = spec.labels() if spec.kind == "service" else {}
+            done = self.podman.build(ctx, ref, volumes, labels=labels)
             if done.returncode != 0:
                 output = done.output
                 failed = _FAILED.findall(output)
@@ -168,6 +182,29 @@ class Builder:
                 raise BuildError(
                     f"image {spec.name}: podman build failed (exit {done.returncode}):\n{tail}"
                 )
+            if spec.kind == "service":
+                self._verify(spec, ref)
+
+    def _verify(self, spec: ImageSpec, ref: str) -> None:
+        """The image holds exactly the packages its tag says, or it goes: the archive
+        changed between resolving and building, or something installed a package the
+        resolver did not see."""
+        want = {p.name: f"{p.version}:{p.arch}" for p in spec.all_packages.values()}
+        have = self.podman.installed_packages(ref)
+        if have == want:
+            return
+        self.podman.remove_image(ref)
+        wrong = [
+            f"{name} {want.get(name, 'not resolved')} -> {have.get(name, 'not installed')}"
+            for name in sorted(set(want) | set(have))
+            if want.get(name) != have.get(name)
+        ]
+        more = f" (and {len(wrong) - 10} more)" if len(wrong) > 10 else ""
+        raise BuildError(
+            f"image {spec.name}: its packages are not the ones resolved for its tag "
+            f"(resolved -> installed): {'; '.join(wrong[:10])}{more}. The archive changed "
+            "since they were resolved: `saline build --refresh` resolves them again"
+        )
 
     @staticmethod
     def _salt_site(site: str) -> None:

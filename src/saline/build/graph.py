@@ -17,24 +17,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..formulas import Formula, Service
 from ..settings import DebianMirrors
+from .packages import PackageSet, Suites, install_packages, manifest
 
 # -- the Debian root file system of the base image (built by .rootfs with mmdebstrap) ----
 
-SUITE = "bookworm"
 
-
-def debian_sources(mirrors: DebianMirrors, suite: str = SUITE) -> list[str]:
-    """bookworm, bookworm-updates and bookworm-security (keystone 22.0.2 is in security).
-    Pure."""
-    return [
-        f"deb {mirrors.archive} {suite} main",
-        f"deb {mirrors.archive} {suite}-updates main",
-        f"deb {mirrors.security} {suite}-security main",
-    ]
+def debian_sources(mirrors: DebianMirrors, suites: Suites | None = None) -> list[str]:
+    """apt's source lines for ``suites`` (by default bookworm, bookworm-updates and
+    bookworm-security). Pure."""
+    return (suites or Suites()).sources(mirrors)
 
 
 # Kept in the image's apt and dpkg configuration, so packages installed later on top of
@@ -51,21 +48,40 @@ DPKG_OPTIONS = [
 
 
 def mmdebstrap_command(
-    out: str, include: list[str], hooks: list[str], mirrors: DebianMirrors
+    out: str,
+    include: list[str],
+    hooks: list[str],
+    mirrors: DebianMirrors,
+    suites: Suites | None = None,
+    pins: str | None = None,
 ) -> list[str]:
-    """The mmdebstrap command line for a minbase rootfs tarball. Pure."""
+    """The mmdebstrap command line for a minbase rootfs tarball. Pure. ``pins``: a file
+    of apt preferences holding each package at its version while the rootfs is built
+    (see :meth:`.packages.PackageSet.apt_pins`); it is not left in the rootfs."""
+    suites = suites or Suites()
     cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet"]
+    if pins:
+        cmd.append(
+            '--setup-hook=mkdir -p "$1/etc/apt/preferences.d" && cp '
+            + shlex.quote(pins)
+            + ' "$1/etc/apt/preferences.d/saline.pref"'
+        )
     cmd += [f"--aptopt={o}" for o in APT_OPTIONS]
     cmd += [f"--dpkgopt={o}" for o in DPKG_OPTIONS]
     if include:
         cmd.append("--include=" + ",".join(include))
     for hook in hooks:
         cmd.append("--customize-hook=" + hook)
-    return [*cmd, SUITE, out, *debian_sources(mirrors)]
+    if pins:
+        cmd.append('--customize-hook=rm -f "$1/etc/apt/preferences.d/saline.pref"')
+    return [*cmd, suites.release, out, *debian_sources(mirrors, suites)]
 
 
 def rootfs_digest(
-    include: list[str], hooks: list[str], files: dict[str, tuple[str, int]] | None = None
+    include: list[str],
+    hooks: list[str],
+    files: dict[str, tuple[str, int]] | None = None,
+    suites: Suites | None = None,
 ) -> str:
     """A digest of what goes into a rootfs, for tagging what is built from it. Pure.
 
@@ -76,8 +92,9 @@ def rootfs_digest(
     of the machine that built it).
     """
     added = [f"{path}:{mode:o}:{text}" for path, (text, mode) in sorted((files or {}).items())]
-    sources = [line.split(" ", 2)[2] for line in debian_sources(DebianMirrors())]
-    parts = [SUITE, *sources, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
+    suites = suites or Suites()
+    sources = [line.split(" ", 2)[2] for line in debian_sources(DebianMirrors(), suites)]
+    parts = [suites.release, *sources, *sorted(include), *hooks, *APT_OPTIONS, *DPKG_OPTIONS]
     return hashlib.sha256("\n".join([*parts, *added]).encode()).hexdigest()[:16]
 
 
@@ -87,7 +104,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SALT_REQUIREMENTS = os.path.join(HERE, "salt-requirements.txt")
 ENTRYPOINT = os.path.join(HERE, "entrypoint.py")
 #: Bump when a recipe below changes in a way its text does not show.
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 BASE_PACKAGES = ["python3", "ca-certificates"]
 # apt cleaned (minbase never cleans: 136 MB stayed in one image).
@@ -121,13 +138,16 @@ ENV PYTHONPATH=/opt/saline/site
 LABEL saline.image=salt
 """
 
+# saline.pref holds every package the install brings in at its resolved version (the tag
+# says which); it goes once they are installed. packages.json: every package of the image.
 SERVICE_CONTAINERFILE = """\
 FROM {parent}
 COPY formula /srv/saline/formulas/{formula}
-COPY service.json /etc/saline/service.json
+COPY service.json packages.json /etc/saline/
+COPY saline.pref /etc/apt/preferences.d/saline.pref
 ENV DEBIAN_FRONTEND=noninteractive
 ARG SALINE_APT_CACHE=0
-RUN /usr/local/bin/saline-entrypoint install
+RUN /usr/local/bin/saline-entrypoint install && rm /etc/apt/preferences.d/saline.pref
 LABEL saline.image={service} saline.formula={formula}
 ENTRYPOINT ["/usr/local/bin/saline-entrypoint"]
 CMD ["run"]
@@ -161,8 +181,30 @@ def service_metadata(formula: Formula, name: str, svc: Service) -> dict[str, obj
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """What an image is made of, short of its packages' exact versions: what
+    :data:`Resolve` gets to say which exact packages the image installs."""
+
+    #: A digest of everything but the versions; with them, it makes the tag.
+    key: str
+    kind: str  # "base" | "service"
+    image: str
+    suites: Suites
+    #: The packages asked for: the base's include list, a service's install states'.
+    names: tuple[str, ...]
+    #: What the image is built on (a base: nothing).
+    installed: PackageSet
+
+
+#: Which exact packages (what the image adds to ``installed``) a recipe installs: the
+#: build's lock, an earlier build's record or apt (:mod:`.resolve`); a fixed answer in
+#: tests.
+Resolve = Callable[[Recipe], PackageSet]
+
+
+@dataclass(frozen=True)
 class ImageSpec:
-    name: str  # "base", "salt", or the service's name
+    name: str  # "base", "salt", or the service's name ("base-LABEL"... for other suites)
     kind: str  # "base" | "salt" | "service"
     tag: str
     parent: str | None  # name of the image it is built on
@@ -171,52 +213,121 @@ class ImageSpec:
     #: Generated files of the build context: path -> content.
     generated: dict[str, str] = field(default_factory=dict)
     formula: str | None = None
+    suites: Suites = field(default_factory=Suites)
+    #: The recipe's digest (the tag without the packages' versions).
+    recipe: str = ""
+    #: The Debian packages this image adds to its parent, exactly.
+    packages: PackageSet = field(default_factory=PackageSet)
+    #: Every Debian package in the image (its parent's and its own).
+    all_packages: PackageSet = field(default_factory=PackageSet)
 
     def repository(self) -> str:
-        return f"saline/{self.name}"
+        image = self.name if self.kind == "service" else self.kind
+        return f"saline/{image}"
 
     def ref(self, registry: str | None) -> str:
         host = registry or "localhost"
         return f"{host}/{self.repository()}:{self.tag}"
 
+    def labels(self) -> dict[str, str]:
+        """What the build records in the image: its recipe and its own packages (an
+        image's record of what it installed, read back by :mod:`.resolve`)."""
+        return {"saline.recipe": self.recipe, "saline.packages": self.packages.label()}
 
-def plan_images(services: dict[str, tuple[Formula, Service]]) -> list[ImageSpec]:
-    """Images to build for ``services`` (name -> formula, spec), in build order."""
-    base_tag = _sha(
-        "base", RECIPE_VERSION, rootfs_digest(BASE_PACKAGES, BASE_HOOKS, BASE_FILES), PATH_ENV
-    )
-    base = ImageSpec("base", "base", base_tag, None)
+
+def _layer_names(groups: list[Suites]) -> dict[Suites, str]:
+    """The base and salt images' name suffix per suite set: none for the first (``base``,
+    ``salt``: the default suites when some service uses them; the stack's node containers
+    run that ``base``), the suites for the others (``base-bookworm-security``)."""
+    return {g: "" if i == 0 else "-" + g.label.replace("+", "-") for i, g in enumerate(groups)}
+
+
+def plan_images(
+    services: dict[str, tuple[Formula, Service]],
+    resolve: Resolve,
+    suites: Mapping[str, Suites] | None = None,
+) -> list[ImageSpec]:
+    """Images to build for ``services`` (name -> formula, spec), in build order: per set
+    of Debian suites (``suites``: per service, default :class:`Suites`'s) a base and a
+    Salt layer, then each service's image. ``resolve`` gives each image's exact packages
+    (base first: a service's resolution starts from its base's packages)."""
+    suites = suites or {}
     with open(SALT_REQUIREMENTS) as fh:
         requirements = fh.read()
-    salt_tag = _sha(
-        "salt", RECIPE_VERSION, base_tag, requirements, _file_sha(ENTRYPOINT), SALT_CONTAINERFILE
+    groups = sorted(
+        {suites.get(name, Suites()) for name in services} or {Suites()},
+        key=lambda g: (g != Suites(), g.names),
     )
-    salt = ImageSpec(
-        "salt",
-        "salt",
-        salt_tag,
-        "base",
-        files={"entrypoint.py": ENTRYPOINT},
-        generated={"Containerfile": SALT_CONTAINERFILE.format(parent="{parent}")},
-    )
-    out = [base, salt]
+    suffix = _layer_names(groups)
+    out: list[ImageSpec] = []
+    layers: dict[Suites, tuple[ImageSpec, ImageSpec]] = {}
+    for group in groups:
+        rootfs = rootfs_digest(BASE_PACKAGES, BASE_HOOKS, BASE_FILES, group)
+        key = _sha("base", RECIPE_VERSION, rootfs, PATH_ENV)
+        name = "base" + suffix[group]
+        own = resolve(Recipe(key, "base", name, group, tuple(BASE_PACKAGES), PackageSet()))
+        base = ImageSpec(
+            name,
+            "base",
+            _sha(key, own.digest()),
+            None,
+            suites=group,
+            recipe=key,
+            packages=own,
+            all_packages=own,
+        )
+        salt_tag = _sha(
+            "salt",
+            RECIPE_VERSION,
+            base.tag,
+            requirements,
+            _file_sha(ENTRYPOINT),
+            SALT_CONTAINERFILE,
+        )
+        salt = ImageSpec(
+            "salt" + suffix[group],
+            "salt",
+            salt_tag,
+            base.name,
+            files={"entrypoint.py": ENTRYPOINT},
+            generated={"Containerfile": SALT_CONTAINERFILE.format(parent="{parent}")},
+            suites=group,
+            recipe=salt_tag,
+            all_packages=own,
+        )
+        layers[group] = (base, salt)
+        out += [base, salt]
     for name, (formula, svc) in sorted(services.items()):
+        group = suites.get(name, Suites())
+        base, salt = layers[group]
         files = {f"formula/{rel}": os.path.join(formula.root, rel) for rel in formula.files()}
         meta = json.dumps(service_metadata(formula, name, svc), indent=2, sort_keys=True) + "\n"
         containerfile = SERVICE_CONTAINERFILE.format(
             parent="{parent}", formula=formula.name, service=name
         )
         digest_parts = [f"{rel}={_file_sha(src)}" for rel, src in sorted(files.items())]
-        tag = _sha("service", RECIPE_VERSION, salt_tag, name, meta, containerfile, *digest_parts)
+        key = _sha("service", RECIPE_VERSION, salt.tag, name, meta, containerfile, *digest_parts)
+        wanted = tuple(install_packages(formula.root, formula.name, svc.install))
+        own = resolve(Recipe(key, "service", name, group, wanted, base.all_packages))
+        every = base.all_packages.merged(own)
         out.append(
             ImageSpec(
                 name,
                 "service",
-                tag,
-                "salt",
+                _sha(key, own.digest()),
+                salt.name,
                 files=files,
-                generated={"Containerfile": containerfile, "service.json": meta},
+                generated={
+                    "Containerfile": containerfile,
+                    "service.json": meta,
+                    "packages.json": manifest(every),
+                    "saline.pref": own.apt_pins(),
+                },
                 formula=formula.name,
+                suites=group,
+                recipe=key,
+                packages=own,
+                all_packages=every,
             )
         )
     return out

@@ -14,6 +14,7 @@ from ..output import write
 from ..settings import Settings
 
 if TYPE_CHECKING:
+    from ..build.resolve import PackageResolver
     from ..formulas import FormulaSet
     from ..model import Model
 
@@ -28,6 +29,7 @@ class Context:
     settings: Settings
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
+    _resolver: PackageResolver | None = None
 
     def model(self) -> Model:
         from ..model import load_model
@@ -52,6 +54,17 @@ class Context:
 
         dirs = list(self.settings.formulas) or default_formula_dirs(model.root)
         return FormulaSet(dirs)
+
+    def resolver(self, refresh: bool = False) -> PackageResolver:
+        """Which packages each image installs (its tag), for this command: one per run,
+        so apt's lists are read at most once. Progress goes to stderr."""
+        from ..images import package_resolver
+
+        if self._resolver is None or refresh:
+            self._resolver = package_resolver(
+                self.settings, refresh=refresh, progress=self.progress("text")
+            )
+        return self._resolver
 
     def progress(self, fmt: str) -> Callable[[str], None]:
         """Progress lines on stderr (under every format: stdout stays the data)."""

@@ -44,16 +44,16 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
     cache = ctx.settings.cache_dir
     with model_at(root, args.to_rev, cache) as (model, source):
         formulas = ctx.formulas(model)
-        desired = desired_release(model, formulas, source, cache)
+        desired = desired_release(model, formulas, source, cache, resolve=ctx.resolver())
         if args.from_rev is not None:
             from ..lifecycle.revisions import release_at
 
             before, pillars = release_at(
-                root, args.from_rev, cache, ctx.settings.formulas, ctx.formulas
+                root, args.from_rev, cache, ctx.settings.formulas, ctx.formulas, ctx.resolver()
             )
             current = Current.of_release(before, pillars, f"revision {args.from_rev}")
         else:
-            current = observe_stack(ctx.settings, model, formulas)
+            current = observe_stack(ctx.settings, model, formulas, ctx.resolver())
         plan = make_plan(desired.release, current, formulas, desired.pillars, desired.locate)
     if args.out:
         write_plan(args.out, plan)

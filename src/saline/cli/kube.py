@@ -58,7 +58,7 @@ def cmd_manifests(args: argparse.Namespace, ctx: Context) -> int:
     cache = ctx.settings.cache_dir
     with model_at(model.root, None, cache) as (model, source):
         formulas = ctx.formulas(model)
-        desired = desired_release(model, formulas, source, cache)
+        desired = desired_release(model, formulas, source, cache, resolve=ctx.resolver())
     specs = {service: spec for service, (_, spec) in formulas.services.items()}
     objects = kubernetes_manifests(desired.release, desired.pillars, specs, options, desired.locate)
     files = manifest_files(objects)
@@ -265,7 +265,7 @@ def kube_plan(args: argparse.Namespace, ctx: Context) -> int:
     target = kube_target(ctx, args, root)
     with model_at(root, args.to_rev, cache) as (model, source):
         formulas = ctx.formulas(model)
-        desired = desired_release(model, formulas, source, cache)
+        desired = desired_release(model, formulas, source, cache, resolve=ctx.resolver())
         prepared = prepare(ctx.settings.state_dir, target, desired, formulas)
     plan = prepared.plan
     if args.format == "json":
@@ -321,7 +321,7 @@ def kube_apply(args: argparse.Namespace, ctx: Context) -> int:
     start = time.monotonic()
     with model_at(root, None, cache) as (model, source):
         formulas = ctx.formulas(model)
-        desired = desired_release(model, formulas, source, cache)
+        desired = desired_release(model, formulas, source, cache, resolve=ctx.resolver())
         prepared = prepare(ctx.settings.state_dir, target, desired, formulas)
         plan = prepared.plan
         stopped = Journal.load(prepared.records.journal_path)
@@ -334,7 +334,9 @@ def kube_apply(args: argparse.Namespace, ctx: Context) -> int:
         _confirm(ctx, args.yes, "apply")
 
         def push() -> None:
-            build_images(model, formulas, ctx.settings, push=True, progress=progress)
+            build_images(
+                model, formulas, ctx.settings, push=True, progress=progress, resolve=ctx.resolver()
+            )
 
         result = execute(prepared, progress, timeout, push)
     took = time.monotonic() - start

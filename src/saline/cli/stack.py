@@ -31,7 +31,10 @@ def _stack(ctx: Context) -> tuple[Stack, Model]:
 
     model = ctx.model()
     formulas = ctx.formulas(model)
-    return load_stack(model, formulas, ctx.settings.stack, ctx.settings.state_dir), model
+    stack = load_stack(
+        model, formulas, ctx.settings.stack, ctx.settings.state_dir, resolve=ctx.resolver()
+    )
+    return stack, model
 
 
 def _compose_only(ctx: Context, name: str, instead: str) -> None:

@@ -17,14 +17,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import images
+from ..build.graph import Resolve
 from ..errors import SalineError
 from ..formulas import FormulaSet
-from ..images import build_images
 from ..model import Model
 from ..release import Instance, Release
 from ..runtime.podman import Podman
 from ..settings import Settings
-from ..stack import Stack, StepResult, default_project, load_stack, up, write_stack
+from ..stack import (
+    Stack,
+    StepResult,
+    check_stack,
+    default_project,
+    load_stack,
+    up,
+    write_stack,
+)
 from .apply import Engine, StepOutcome
 from .desired import Desired, desired_release
 from .journal import Journal
@@ -60,8 +69,10 @@ def prepare(
     settings: Settings, model: Model, formulas: FormulaSet, source: dict[str, str] | None
 ) -> Prepared:
     """The model's release against what runs."""
-    desired = desired_release(model, formulas, source, settings.cache_dir)
-    return prepare_desired(settings, formulas, desired)
+    check_stack(model, formulas, settings.stack, settings.state_dir)
+    resolve = images.package_resolver(settings)
+    desired = desired_release(model, formulas, source, settings.cache_dir, resolve=resolve)
+    return prepare_desired(settings, formulas, desired, resolve)
 
 
 def prepare_recorded(
@@ -80,7 +91,9 @@ def prepare_recorded(
     return prepare_desired(settings, formulas, Desired(release, pillars, model, recorded=True))
 
 
-def prepare_desired(settings: Settings, formulas: FormulaSet, desired: Desired) -> Prepared:
+def prepare_desired(
+    settings: Settings, formulas: FormulaSet, desired: Desired, resolve: Resolve | None = None
+) -> Prepared:
     model = desired.model
     stack = load_stack(
         model,
@@ -89,6 +102,7 @@ def prepare_desired(settings: Settings, formulas: FormulaSet, desired: Desired) 
         settings.state_dir,
         desired.release,
         desired.pillars if desired.recorded else None,
+        resolve=resolve or images.package_resolver(settings),
     )
     records = Records(stack.directory)
     current = observe(stack, records)
@@ -146,7 +160,7 @@ def execute(
     if desired.recorded:
         _check_images(release, settings)
     else:
-        build_images(desired.model, formulas, settings, push=False, progress=progress)
+        images.build_images(desired.model, formulas, settings, push=False, progress=progress)
     records.save(release, desired.pillars)
     write_stack(stack, desired.model.root, point_instances=False)
     if journal is None:
@@ -210,8 +224,12 @@ def start_stack(
 ) -> tuple[Stack, list[StepResult]]:
     """``saline up``: start the model's release and record it (so `plan` and `apply`
     know what runs)."""
-    desired = desired_release(model, formulas, source, settings.cache_dir)
-    stack = load_stack(model, formulas, settings.stack, settings.state_dir, desired.release)
+    check_stack(model, formulas, settings.stack, settings.state_dir)
+    resolve = images.package_resolver(settings, progress=progress)
+    desired = desired_release(model, formulas, source, settings.cache_dir, resolve=resolve)
+    stack = load_stack(
+        model, formulas, settings.stack, settings.state_dir, desired.release, resolve=resolve
+    )
     records = Records(stack.directory)
     records.save(desired.release, desired.pillars)
     try:

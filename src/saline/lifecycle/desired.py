@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..build.graph import Resolve
 from ..configs import render_cache_dir, render_nodes
 from ..errors import SalineError
 from ..formulas import FormulaSet
@@ -66,13 +67,15 @@ def desired_release(
     formulas: FormulaSet,
     source: dict[str, str] | None = None,
     cache_dir: str | None = None,
+    *,
+    resolve: Resolve,
 ) -> Desired:
-    """Compile, render every instance's config files, and build the release.
+    """Compile, render every instance's config files, and build the release (its images'
+    tags from ``resolve``: which packages each installs).
     ``cache_dir``: the model cache's folder (settings.cache_dir); rendered files are
     cached beside it, so only nodes whose pillar changed are rendered again."""
     services = services_by_node(model, formulas)
     pillars = {n: model.node(n).parameters for n, s in services.items() if s}
-    images = {s.name: s for s in model_images(model, formulas)}
     rendered: dict[tuple[str, str], list[Rendered]] = {}
     found = render_nodes(model, formulas, sorted(pillars), cache_dir=render_cache_dir(cache_dir))
     for node, configs in found.items():
@@ -80,6 +83,9 @@ def desired_release(
             rendered[(node, sc.service.name)] = [
                 Rendered(f.path, f.content, f.mode, f.source) for f in sc.files
             ]
+    # Last: resolving the images' packages may ask Debian's archive; the model's and the
+    # templates' mistakes are reported before that.
+    images = {s.name: s for s in model_images(model, formulas, resolve)}
     src = dict(source or {"model": os.path.abspath(model.root)})
     release = build_release(services, pillars, images, rendered, src)
     return Desired(release, pillars, model)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..build.graph import Resolve
 from ..errors import SalineError
 from ..formulas import FormulaSet
 from ..model import Model
@@ -174,8 +175,10 @@ def observe(stack: Stack, records: Records) -> Current:
     return Current(digests, tasks, release, contents, pillars, f"stack {stack.plan.project}")
 
 
-def observe_stack(settings: Settings, model: Model, formulas: FormulaSet) -> Current:
-    stack = load_stack(model, formulas, settings.stack, settings.state_dir)
+def observe_stack(
+    settings: Settings, model: Model, formulas: FormulaSet, resolve: Resolve
+) -> Current:
+    stack = load_stack(model, formulas, settings.stack, settings.state_dir, resolve=resolve)
     return observe(stack, Records(stack.directory))
 
 

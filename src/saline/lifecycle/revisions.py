@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..build.graph import Resolve
 from ..formulas import SHIPPED, FormulaSet
 from ..model import Model
 from ..release import Release, release_from_dict
@@ -84,14 +85,16 @@ def release_at(
     cache_dir: str | None,
     formula_dirs: Sequence[str],
     formulas_of: Callable[[Model], FormulaSet],
+    resolve: Resolve,
 ) -> tuple[Release, Mapping[str, Any]]:
     """The release of the model folder ``root`` at git revision ``rev``, and its
     pillars: kept beside ``cache_dir`` (the model cache's folder, settings.cache_dir)
     after the first time. ``formula_dirs``: the
     formula folders the settings name (empty: the model's own or the shipped ones);
-    ``formulas_of``: the formula set of a model, as the CLI picks it."""
+    ``formulas_of``: the formula set of a model, as the CLI picks it; ``resolve``: the
+    images' packages."""
     if cache_dir is None:
-        return _build(root, rev, None, formulas_of)
+        return _build(root, rev, None, formulas_of, resolve)
     _, tree = git.commit_tree(root, rev)
     # Beside the model's prepared files (``.../saline/model-files``) and the render cache.
     base = os.path.join(os.path.dirname(os.path.abspath(cache_dir)), SUBFOLDER)
@@ -99,16 +102,20 @@ def release_at(
     found = _load(path)
     if found is not None:
         return found
-    release, pillars = _build(root, rev, cache_dir, formulas_of)
+    release, pillars = _build(root, rev, cache_dir, formulas_of, resolve)
     _store(path, release, pillars)
     return release, pillars
 
 
 def _build(
-    root: str, rev: str, cache_dir: str | None, formulas_of: Callable[[Model], FormulaSet]
+    root: str,
+    rev: str,
+    cache_dir: str | None,
+    formulas_of: Callable[[Model], FormulaSet],
+    resolve: Resolve,
 ) -> tuple[Release, Mapping[str, Any]]:
     with model_at(root, rev, cache_dir) as (model, source):
-        desired = desired_release(model, formulas_of(model), source, cache_dir)
+        desired = desired_release(model, formulas_of(model), source, cache_dir, resolve=resolve)
     return desired.release, desired.pillars
 
 

@@ -192,6 +192,28 @@ class Podman:
                 found[str(name)] = int(image.get("Size") or 0)
         return found
 
+    def images_labelled(self, label: str) -> list[dict[str, Any]]:
+        """Every image of the store with the label ``label``: podman's listing of each
+        (Names, Labels, Created...)."""
+        out = self._run(["images", "--filter", f"label={label}", "--format", "json"]).stdout
+        return list(json.loads(out or "[]"))
+
+    def installed_packages(self, image: str, timeout: float = CONTAINER) -> dict[str, str]:
+        """The Debian packages installed in ``image`` (a throwaway container, no network):
+        name -> ``version:arch``."""
+        fmt = "${db:Status-Abbrev} ${Package} ${Version}:${Architecture}\\n"
+        args = ["run", "--rm", "--network", "none", "--entrypoint", "dpkg-query", image]
+        out = self._run([*args, "-W", "-f", fmt], timeout=timeout).stdout
+        found = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "ii":
+                found[parts[1]] = parts[2]
+        return found
+
+    def remove_image(self, ref: str) -> None:
+        self._run(["rmi", "--force", ref], check=False)
+
     def image_exists(self, ref: str) -> bool:
         return self._run(["image", "exists", ref], check=False).returncode == 0
 
@@ -214,7 +236,12 @@ class Podman:
         self._run([*args, image, *command], timeout=CONTAINER)
 
     def build(
-        self, context: str, ref: str, volumes: list[str], timeout: float = BUILD_TIMEOUT
+        self,
+        context: str,
+        ref: str,
+        volumes: list[str],
+        timeout: float = BUILD_TIMEOUT,
+        labels: dict[str, str] | None = None,
     ) -> Completed:
         """``podman build`` of ``context``/Containerfile; the caller reads the exit code and
         the output (a time limit still raises :class:`.process.CommandTimeout`)."""
@@ -230,6 +257,8 @@ class Podman:
         ]
         for v in volumes:
             args += ["-v", v]
+        for key, value in sorted((labels or {}).items()):
+            args += ["--label", f"{key}={value}"]
         return self._run([*args, context], timeout=timeout, check=False)
 
     def pull(self, ref: str, timeout: float = TRANSFER_TIMEOUT) -> None:
