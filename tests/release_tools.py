@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from saline.build.graph import Resolve
 from saline.formulas import FormulaSet
 from saline.images import model_images, services_by_node
 from saline.model import load_model
@@ -31,12 +32,14 @@ def rendered_for(services: dict[str, Any], pillars: dict[str, Any]) -> dict[Any,
     return out
 
 
-def release_of(model_dir: Path | str = EXAMPLE) -> tuple[Release, dict[str, Any]]:
+def release_of(
+    model_dir: Path | str = EXAMPLE, resolve: Resolve = fixed_packages
+) -> tuple[Release, dict[str, Any]]:
     model = load_model(str(model_dir))
     formulas = FormulaSet([str(FORMULAS)])
     services = {n: s for n, s in services_by_node(model, formulas).items() if s}
     pillars = {n: model.node(n).parameters for n in services}
-    images = {s.name: s for s in model_images(model, formulas, fixed_packages)}
+    images = {s.name: s for s in model_images(model, formulas, resolve)}
     return build_release(services, pillars, images, rendered_for(services, pillars)), pillars
 
 

@@ -189,6 +189,10 @@ class Release:
     source: Mapping[str, str]
     #: The image node containers run (the base image): repository:tag.
     node_image: str = ""
+    #: The Debian packages of each service image the instances run (repository:tag ->
+    #: package -> version): what a plan shows when an image changes. Not part of the id
+    #: (the tags are: they include the packages).
+    packages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -223,6 +227,7 @@ class Release:
             "waves": [list(w) for w in self.waves],
             "instances": {i.key: i.as_dict() for i in self.instances},
             "tasks": {t.key: t.as_dict() for t in self.tasks},
+            "packages": {ref: dict(sorted(p.items())) for ref, p in sorted(self.packages.items())},
         }
 
 
@@ -323,6 +328,11 @@ def build_release(
         waves(instances, tasks),
         dict(source or {}),
         f"{images['base'].repository()}:{images['base'].tag}" if "base" in images else "",
+        {
+            f"{spec.repository()}:{spec.tag}": spec.all_packages.versions()
+            for name, spec in sorted(images.items())
+            if spec.kind == "service" and any(i.service == name for i in instances)
+        },
     )
 
 
@@ -417,6 +427,8 @@ def release_from_dict(
         tuple(tuple(w) for w in data["waves"]),
         dict(data["source"]),
         str(data["node_image"]),
+        # Releases recorded before images had exact packages have none.
+        {str(ref): dict(p) for ref, p in (data.get("packages") or {}).items()},
     )
     if release.id != data["id"]:
         raise ValueError("its id does not match its content")

@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from release_tools import copy_example, edit, release_of
+from saline.build.graph import Recipe
+from saline.build.packages import Package, PackageSet
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact
 from saline.lifecycle.plan import Current, file_impact, make_plan, masked_diff, plan_text
 from saline.release import Release
-from tools import FORMULAS
+from tools import FORMULAS, fixed_packages
 
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
 
@@ -184,3 +186,39 @@ def test_the_fingerprint_moves_with_what_runs() -> None:
     a = Current.of_release(release, pillars)
     b = Current({**a.digests, release.instances[0].key: "x"}, a.tasks, release)
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_a_new_package_version_replaces_the_images_that_carry_it_and_names_it() -> None:
+    before, pillars = release_of()
+
+    def patched(recipe: Recipe) -> PackageSet:
+        """A security update of keystone's own package, nothing else."""
+        found = fixed_packages(recipe)
+        if recipe.image != "keystone":
+            return found
+        return PackageSet(
+            [
+                Package(p.name, "1.1" if p.name == "keystone" else p.version, p.arch)
+                for p in found.values()
+            ]
+        )
+
+    after, _ = release_of(resolve=patched)
+    plan = make_plan(after, Current.of_release(before, pillars), formulas(), pillars)
+    assert {c.service for c in plan.changes} == {"keystone"}
+    for change in plan.changes:
+        assert change.action == "replace"
+        assert [(p.name, p.before, p.after) for p in change.packages] == [
+            ("keystone", "1.0", "1.1")
+        ]
+        assert change.reasons[0].endswith(": 1 package(s) (keystone 1.0 -> 1.1)")
+        assert change.as_dict()["packages"] == [
+            {"name": "keystone", "before": "1.0", "after": "1.1"}
+        ]
+    text = plan_text(plan)
+    assert "    packages:\n      keystone 1.0 -> 1.1\n" in text
+    # A release recorded before images had exact packages: the image change, no list.
+    older = Release(before.instances, before.tasks, before.waves, before.source, before.node_image)
+    plan = make_plan(after, Current.of_release(older, pillars), formulas(), pillars)
+    assert all(c.packages == () for c in plan.changes)
+    assert all(c.reasons[0].startswith("image ") for c in plan.changes)

@@ -124,6 +124,22 @@ class FileChange:
 
 
 @dataclass(frozen=True)
+class PackageChange:
+    """A Debian package whose version differs between the running image and the new one
+    (None: not in that image)."""
+
+    name: str
+    before: str | None
+    after: str | None
+
+    def show(self) -> str:
+        return f"{self.name} {self.before or '(none)'} -> {self.after or '(removed)'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
 class InstanceChange:
     key: str
     node: str
@@ -134,6 +150,8 @@ class InstanceChange:
     causes: tuple[Cause, ...] = ()
     image: tuple[str | None, str | None] | None = None
     behind_haproxy: bool = False
+    #: When the image changed: its Debian packages that differ (where both are known).
+    packages: tuple[PackageChange, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -147,6 +165,7 @@ class InstanceChange:
         }
         if self.image:
             out["image"] = {"before": self.image[0], "after": self.image[1]}
+            out["packages"] = [p.as_dict() for p in self.packages]
         return out
 
 
@@ -278,7 +297,9 @@ def make_plan(
                 )
             )
             continue
-        changes.append(_compare(before, inst, current, formulas, pillars, secrets, locate))
+        changes.append(
+            _compare(before, inst, current, formulas, pillars, secrets, locate, desired.packages)
+        )
     for key in sorted(set(current.digests) - desired_keys):
         service, _, node = key.partition("@")
         changes.append(InstanceChange(key, node, service, "remove", ("no longer in the model",)))
@@ -328,14 +349,29 @@ def _compare(
     pillars: Mapping[str, Mapping[str, Any]],
     secrets: set[str],
     locate: Locate,
+    packages: Mapping[str, Mapping[str, str]],
 ) -> InstanceChange:
     spec = formulas.services[after.service][1]
     reasons: list[str] = []
     image = None
+    changed_packages: tuple[PackageChange, ...] = ()
     if before.runtime_digest != after.runtime_digest:
         if (before.image, before.image_tag) != (after.image, after.image_tag):
             image = (f"{before.image}:{before.image_tag}", f"{after.image}:{after.image_tag}")
-            reasons.append(f"image {before.image_tag[:12]} -> {after.image_tag[:12]}")
+            had = current.release.packages.get(image[0]) if current.release else None
+            has = packages.get(image[1])
+            why = f"image {before.image_tag[:12]} -> {after.image_tag[:12]}"
+            if had is not None and has is not None:
+                changed_packages = package_changes(had, has)
+                if changed_packages:
+                    shown = ", ".join(p.show() for p in changed_packages[:3])
+                    more = (
+                        f", {len(changed_packages) - 3} more" if len(changed_packages) > 3 else ""
+                    )
+                    why += f": {len(changed_packages)} package(s) ({shown}{more})"
+                else:
+                    why += ": the same packages"
+            reasons.append(why)
         else:
             reasons.append("container definition changed (command, ports, volumes or health)")
     old_contents = current.contents.get(before.config_digest, {})
@@ -372,7 +408,24 @@ def _compare(
         )
     )
     return InstanceChange(
-        after.key, after.node, after.service, action, tuple(reasons), tuple(files), causes, image
+        after.key,
+        after.node,
+        after.service,
+        action,
+        tuple(reasons),
+        tuple(files),
+        causes,
+        image,
+        packages=changed_packages,
+    )
+
+
+def package_changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[PackageChange, ...]:
+    """The Debian packages that differ between two images (versions, added, removed)."""
+    return tuple(
+        PackageChange(name, old.get(name), new.get(name))
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
     )
 
 
@@ -591,6 +644,10 @@ def plan_text(plan: Plan, color: bool = False) -> str:
                 where = f"  set at {cause.location}" if cause.location else ""
                 origin = f" (value from {cause.origin})" if cause.origin else ""
                 out.append(f"      {cause.key}: {what}{where}{origin}")
+        if c.packages:
+            out.append("    packages:")
+            for p in c.packages:
+                out.append(f"      {p.show()}")
         for f in c.files:
             note = " (a secret value changed: shown masked)" if f.secret_changed else ""
             out.append(f"    {f.path} {f.status}: needs {f.impact}{note}")
