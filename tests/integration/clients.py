@@ -59,7 +59,7 @@ class TokenLoop:
 
 
 T = TypeVar("T")
-Loop = TypeVar("Loop", "TokenLoop", "WriteLoop")
+Loop = TypeVar("Loop", "TokenLoop", "WriteLoop", "ProbeLoop")
 
 
 @contextmanager
@@ -168,3 +168,31 @@ class WriteLoop:
         assert status == 200, out[:300]
         have = {p["name"]: p["id"] for p in json.loads(out)["projects"]}
         return sorted(n for n, i in self.created.items() if have.get(n) != i)
+
+
+@dataclass
+class ProbeLoop:
+    """GET ``url`` every 0.2 s (an HTTP 200 is an answer), each failure retried once,
+    :data:`RETRY_DELAY` later: a service behind a virtual address, without OpenStack."""
+
+    url: str
+    outcome: Outcome = field(default_factory=Outcome)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _get(self) -> None:
+        status, _, body = http("GET", self.url, None)
+        assert status == 200, f"HTTP {status}: {body[:200]!r}"
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.outcome.requests += 1
+            for attempt in (1, 2):
+                try:
+                    self._get()
+                    break
+                except (OSError, AssertionError) as e:
+                    why = f"{type(e).__name__}: {e}"
+                    (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
+                    if attempt == 1:
+                        time.sleep(RETRY_DELAY)
+            self.stop.wait(0.2)

@@ -4,11 +4,13 @@ builds install exactly that, and `saline outdated` names what later suites offer
 * the base and a service image (memcached): the packages apt resolves for their tags are
   the ones dpkg lists in the built images (the build checks it too, and refuses an image
   that differs), and `saline images --format json` shows them;
-* tests/data/vip (two proxies: haproxy and keepalived) built from bookworm alone and
-  brought up; the model then switched to bookworm with its updates and security suites:
-  `saline outdated` names, for the running images, exactly the upgrades apt itself finds
-  inside such an image with those suites (`apt-get --simulate dist-upgrade`), exit code 2
-  when there are any (0 when there are none: its own run says which).
+* a patch, end to end, on tests/data/vip (two proxies: haproxy and keepalived sharing a
+  virtual address) built from bookworm alone and brought up; the model then switched to
+  bookworm with its updates and security suites: `saline outdated` names, for the running
+  images, exactly the upgrades apt itself finds inside such an image with those suites
+  (`apt-get --simulate dist-upgrade`), exit code 2 when there are any (0 when there are
+  none: its own run says which); `saline plan` lists each instance's package changes;
+  `saline apply` rolls them with a client asking through the virtual address.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from integration.clients import ProbeLoop, running
 from integration.conftest import own_stack, saline_podman
 from integration.test_stack import ok, saline
 from saline.build.builder import Builder
@@ -33,6 +36,7 @@ from tools import EXAMPLE, FORMULAS, REPO, require_tools
 pytestmark = pytest.mark.integration
 
 VIP_MODEL = REPO / "tests" / "data" / "vip"
+URL = "http://10.50.0.50:8404/healthz"  # haproxy's health page, at the virtual address
 ALL = ("bookworm", "bookworm-updates", "bookworm-security")
 
 
@@ -112,7 +116,12 @@ def apt_upgrades(image: str, suites: Suites) -> dict[str, str]:
     return dict(re.findall(r"^Inst (\S+) \[[^\]]+\] \((\S+) ", out, re.M))
 
 
-def test_outdated_names_what_the_new_suites_upgrade(tmp_path: Path) -> None:
+def test_a_patch_from_later_suites_is_outdated_planned_and_rolled_out(tmp_path: Path) -> None:
+    """The issue's patching flow on a small stack: built from bookworm alone and running;
+    the model switched to bookworm with its updates and security suites; `outdated` names
+    exactly what apt would upgrade; `plan` shows each instance's package changes; `apply`
+    rolls them one instance at a time while a client asks through the virtual address
+    (no failure after one retry); `outdated` is then clean."""
     require_tools("podman", "docker-registry", "apt-get")
     with own_stack(tmp_path, VIP_MODEL, "saline-patch") as env:
         model = Path(env["SALINE_MODEL"])
@@ -129,10 +138,12 @@ def test_outdated_names_what_the_new_suites_upgrade(tmp_path: Path) -> None:
         report = json.loads(done.stdout)
         rows = {r["service"]: r for r in report["images"]}
         assert set(rows) == {"haproxy", "keepalived"}
+        upgrades = {}
         for service, row in rows.items():
             assert row["source"] == "running" and row["suites"] == list(ALL)
             found = {u["package"]: u["candidate"] for u in row["updates"]}
             assert found == apt_upgrades(row["image"], Suites(ALL)), service
+            upgrades[service] = found
             for u in row["updates"]:
                 assert u["security"] == u["suite"].endswith("-security")
         assert done.returncode == (2 if report["outdated"] else 0)
@@ -141,3 +152,24 @@ def test_outdated_names_what_the_new_suites_upgrade(tmp_path: Path) -> None:
         assert text.returncode == done.returncode
         if report["outdated"]:
             assert "package(s) outdated" in text.stdout
+
+        # The plan: every instance's image is new (other suites: another base); each
+        # change names the package versions that move, among them every upgrade above.
+        plan = json.loads(ok(env, "plan", "--format", "json").stdout)
+        changes = {c["key"]: c for c in plan["changes"]}
+        assert {c["service"] for c in changes.values()} == {"haproxy", "keepalived"}
+        for change in changes.values():
+            assert change["action"] == "replace"
+            moved = {p["name"]: p["after"] for p in change["packages"] if p["before"]}
+            assert upgrades[change["service"]].items() <= moved.items(), change["key"]
+        text_plan = ok(env, "plan").stdout
+        assert "packages:" in text_plan or not report["outdated"]
+
+        loop = ProbeLoop(URL)
+        with running(loop):
+            ok(env, "apply", "--yes")
+        print(f"apply of the patch through the virtual address: {loop.outcome.report()}")
+        assert loop.outcome.requests > 20 and loop.outcome.after_retry == []
+        after = json.loads(ok(env, "outdated", "--format", "json").stdout)
+        assert after["outdated"] == 0
+        assert json.loads(ok(env, "plan", "--format", "json").stdout)["steps"] == []

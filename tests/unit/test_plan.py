@@ -11,7 +11,14 @@ from saline.build.graph import Recipe
 from saline.build.packages import Package, PackageSet
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact
-from saline.lifecycle.plan import Current, file_impact, make_plan, masked_diff, plan_text
+from saline.lifecycle.plan import (
+    Current,
+    file_impact,
+    make_plan,
+    masked_diff,
+    plan_markdown,
+    plan_text,
+)
 from saline.release import Release
 from tools import FORMULAS, fixed_packages
 
@@ -222,3 +229,20 @@ def test_a_new_package_version_replaces_the_images_that_carry_it_and_names_it() 
     plan = make_plan(after, Current.of_release(older, pillars), formulas(), pillars)
     assert all(c.packages == () for c in plan.changes)
     assert all(c.reasons[0].startswith("image ") for c in plan.changes)
+
+
+def test_the_markdown_review_has_a_row_per_instance_and_the_order(tmp_path: Path) -> None:
+    before, pillars = release_of()
+    model = copy_example(tmp_path)
+    edit(model / "classes/system/keystone/server.yml", "expiration: 3600", "expiration: 7200")
+    after, new_pillars = release_of(model)
+    plan = make_plan(after, Current.of_release(before, pillars), formulas(), new_pillars)
+    text = plan_markdown(plan, "saline plan: HEAD against HEAD~1")
+    lines = text.splitlines()
+    assert lines[0] == "### saline plan: HEAD against HEAD~1"
+    assert lines[2] == plan.summary()
+    rows = [line for line in lines if line.startswith("| `keystone@")]
+    assert len(rows) == len([c for c in plan.changes if c.service == "keystone"]) == 2
+    assert all("`keystone:server:tokens:expiration`" in r for r in rows)
+    assert lines[-1].startswith("Order: ") and "keystone@" in lines[-1]
+    assert "example-" not in text  # no secret, no config content

@@ -37,7 +37,7 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.settings.target == "kubernetes":
         return kube.kube_plan(args, ctx)
     from ..lifecycle.desired import desired_release, model_at
-    from ..lifecycle.plan import Current, make_plan, plan_text
+    from ..lifecycle.plan import Current, make_plan, plan_markdown, plan_text
     from ..lifecycle.records import observe_stack, write_plan
 
     root = ctx.model().root
@@ -59,6 +59,8 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
         write_plan(args.out, plan)
     if args.format == "json":
         ctx.emit(plan.as_dict(), "json")
+    elif args.format == "markdown":
+        ctx.out.write(plan_markdown(plan, _plan_title(args)))
     else:
         color = ctx.settings.color and getattr(ctx.out, "isatty", lambda: False)()
         ctx.out.write(plan_text(plan, color=color))
@@ -67,6 +69,12 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
     if args.detailed_exitcode and not plan.empty:
         return EXIT_CHANGES
     return 0
+
+
+def _plan_title(args: argparse.Namespace) -> str:
+    to = f"revision {args.to_rev}" if args.to_rev else "the model"
+    against = f"revision {args.from_rev}" if args.from_rev else "what runs"
+    return f"saline plan: {to} against {against}"
 
 
 def _confirm(ctx: Context, yes: bool) -> None:
@@ -310,7 +318,7 @@ def register(sub: Any) -> None:
         help="plan the model at this git revision (default: the model folder as it is)",
     )
     p.add_argument("--out", metavar="FILE", help="save the plan for `saline apply FILE`")
-    add_format(p, ("text", "json"), "text")
+    add_format(p, ("text", "json", "markdown"), "text")
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",

@@ -270,6 +270,8 @@ def kube_plan(args: argparse.Namespace, ctx: Context) -> int:
     plan = prepared.plan
     if args.format == "json":
         ctx.emit(plan.as_dict(), "json")
+    elif args.format == "markdown":  # the text plan, as a block a review can show
+        ctx.out.write("### saline plan (Kubernetes)\n\n```\n" + kube_plan_text(plan) + "```\n")
     else:
         ctx.out.write(kube_plan_text(plan, color=_color(ctx)))
     if args.detailed_exitcode and not plan.empty:

@@ -668,3 +668,35 @@ def plan_text(plan: Plan, color: bool = False) -> str:
             out.append(f"  wave {number + 1}: " + ", ".join(items))
     out.append(plan.summary())
     return "\n".join(out) + "\n"
+
+
+def plan_markdown(plan: Plan, title: str = "saline plan") -> str:
+    """A short review of the plan in Markdown (a merge request's comment, a CI summary):
+    the summary, one table row per instance (action, why, model keys, packages), the
+    tasks and the order. No config contents: the text or JSON plan has the diffs."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    out = [f"### {title}", "", plan.summary(), ""]
+    if plan.changes:
+        out += ["| instance | action | why | model keys | packages |", "|---|---|---|---|---|"]
+        for c in plan.changes:
+            keys = ", ".join(f"`{k.key}`" for k in c.causes[:4])
+            if len(c.causes) > 4:
+                keys += f" (+{len(c.causes) - 4})"
+            why = "; ".join(r.split(": ", 1)[0] if len(r) > 80 else r for r in c.reasons)
+            packages = str(len(c.packages)) if c.packages else ""
+            out.append(f"| `{c.key}` | {c.action} | {cell(why)} | {cell(keys)} | {packages} |")
+        out.append("")
+    if plan.tasks:
+        out.append("Bootstrap tasks: " + ", ".join(f"`{t.key}`" for t in plan.tasks))
+        out.append("")
+    if plan.steps:
+        waves = sorted({s.wave for s in plan.steps})
+        out.append(
+            "Order: "
+            + " -> ".join(", ".join(s.key for s in plan.steps if s.wave == w) for w in waves)
+        )
+        out.append("")
+    return "\n".join(out)
