@@ -72,7 +72,11 @@ def test_images_lists_what_was_built(built: list[dict[str, object]], registry: s
         saline("images", "--model", EXAMPLE, "--registry", registry, "--format", "json").stdout
     )
     refs = {r["name"]: r["ref"] for r in built}
-    assert listed == [{"service": s, "image": refs[s]} for s in SERVICES]
+    assert [(r["service"], r["image"]) for r in listed] == [(s, refs[s]) for s in SERVICES]
+    # Each with its suites and the exact packages it adds to its base.
+    for row in listed:
+        assert row["suites"] == ["bookworm", "bookworm-updates", "bookworm-security"]
+        assert row["packages"] and row["package_count"] > len(row["packages"])
 
 
 def test_a_second_build_builds_and_pushes_nothing(
