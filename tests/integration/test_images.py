@@ -163,17 +163,32 @@ def test_a_failing_install_state_stops_the_build_and_a_rerun_resumes(
 ) -> None:
     formulas = tmp_path / "formulas"
     shutil.copytree(REPO / "formulas", formulas)
-    (formulas / "haproxy" / "install.sls").write_text(
+    install = formulas / "haproxy" / "install.sls"
+    # A package the suites do not have: refused before anything is built (the packages
+    # are resolved first), naming the image and the package.
+    install.write_text(
         "haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy, no-such-package-saline]\n"
+    )
+    unknown = saline(
+        "build", "--model", EXAMPLE, "--formulas", str(formulas), "--registry", registry
+    )
+    assert unknown.returncode == 1
+    assert "image haproxy: apt could not resolve" in unknown.stderr
+    assert "Unable to locate package no-such-package-saline" in unknown.stderr
+    assert "building" not in unknown.stderr and "Traceback" not in unknown.stderr
+    # A state that fails while the image is built: the build stops, naming it.
+    install.write_text(
+        "haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy]\n"
+        'haproxy_broken:\n  cmd.run:\n    - name: "false"\n'
     )
     broken = saline(
         "build", "--model", EXAMPLE, "--formulas", str(formulas), "--registry", registry
     )
     assert broken.returncode == 1
-    assert "image haproxy: install state failed: haproxy_packages:" in broken.stderr
+    assert "image haproxy: install state failed: haproxy_broken:" in broken.stderr
     assert "Traceback" not in broken.stderr
     # A formula no earlier run built (a fresh comment), so this image really gets built.
-    (formulas / "haproxy" / "install.sls").write_text(
+    install.write_text(
         f"haproxy_packages:\n  pkg.installed:\n    - pkgs: [haproxy]\n# fixed {time.time_ns()}\n"
     )
     fixed = saline(
