@@ -25,7 +25,7 @@ from saline.errors import FormulaError, ModelError
 from saline.formulas import FormulaSet
 from saline.images import image_suites
 from saline.model import load_model
-from saline.runtime.apt import status_file
+from saline.runtime.apt import parse_madison, status_file
 from saline.settings import DebianMirrors
 from tools import EXAMPLE, FORMULAS, fixed_packages
 
@@ -266,3 +266,17 @@ def test_a_status_file_keeps_the_archive_record_or_makes_a_minimal_one() -> None
         "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\nDepends: a\n\n"
         "Package: gone\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n"
     )
+
+
+def test_apt_cache_madison_columns_are_padded_any_width() -> None:
+    text = (
+        "       apt |      2.6.1 | http://deb.debian.org/debian bookworm/main amd64 Packages\n"
+        "       apt |      2.6.2 | http://deb.debian.org/debian bookworm-updates/main amd64"
+        " Packages\n"
+        "libssl3 | 3.0.17-1~deb12u2 | http://deb.debian.org/debian-security"
+        " bookworm-security/main amd64 Packages\n"
+    )
+    assert parse_madison(text) == {
+        "apt": [("2.6.1", "bookworm"), ("2.6.2", "bookworm-updates")],
+        "libssl3": [("3.0.17-1~deb12u2", "bookworm-security")],
+    }

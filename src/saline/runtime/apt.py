@@ -32,7 +32,8 @@ DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # "Inst libc6 [2.36-9] (2.36-9+deb12u4 Debian:12.8/stable [amd64]) []"
 _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) (.*?) \[([^\]]+)\]\)", re.M)
 # "libc6 | 2.36-9+deb12u4 | http://deb.debian.org/debian bookworm/main amd64 Packages"
-_MADISON = re.compile(r"^\s*(\S+) \| (\S+) \| \S+ (\S+?)/\S+ (\S+) Packages$", re.M)
+# (apt-cache pads each column to its widest entry: any number of spaces)
+_MADISON = re.compile(r"^\s*(\S+)\s+\|\s+(\S+)\s+\|\s+\S+\s+(\S+?)/\S+\s+(\S+)\s+Packages$", re.M)
 
 
 class AptError(SalineError):
@@ -142,9 +143,9 @@ class AptArchive:
         if not wanted:
             return out
         text = self._run(["apt-cache", "madison", *wanted], QUERY_TIMEOUT, "list versions")
-        for name, version, suite, _arch in _MADISON.findall(text):
-            if name in out and (version, suite) not in out[name]:
-                out[name].append((version, suite))
+        for name, offered in parse_madison(text).items():
+            if name in out:
+                out[name] = offered
         return out
 
     def stanzas(self, packages: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -165,6 +166,16 @@ class AptArchive:
             if key in set(wanted):
                 out[key] = block.strip()
         return out
+
+
+def parse_madison(text: str) -> dict[str, list[tuple[str, str]]]:
+    """``apt-cache madison``'s table: name -> [(version, suite)], in its order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, version, suite, _arch in _MADISON.findall(text):
+        offered = out.setdefault(name, [])
+        if (version, suite) not in offered:
+            offered.append((version, suite))
+    return out
 
 
 def status_file(records: list[tuple[str, str, str, str | None]]) -> str:
