@@ -62,13 +62,19 @@ def outdated(
     """For each service of the model, the packages of its image (the running one, else
     the model's) with later versions in the suites the model names for it."""
     suites = image_suites(model, formulas)
-    specs = {s.name: s for s in model_images(model, formulas, resolver) if s.kind == "service"}
     running = _running_images(state_dir, project or default_project(model))
     have = podman.local_images()
+    # The model's own images only where none runs: resolving them may ask the archive
+    # (a model whose suites just changed is a new recipe), which a running stack spares.
+    specs = {}
+    if any(running.get(service) not in have for service in suites):
+        specs = {s.name: s for s in model_images(model, formulas, resolver) if s.kind == "service"}
     out = []
-    for service, spec in sorted(specs.items()):
-        ref, source, packages = spec.ref(None), "model", spec.all_packages
-        if service in running and running[service] in have:
+    for service in sorted(suites):
+        if running.get(service) not in have:
+            spec = specs[service]
+            ref, source, packages = spec.ref(None), "model", spec.all_packages
+        else:
             ref, source = running[service], "running"
             installed = podman.installed_packages(ref)
             rows = []
