@@ -545,9 +545,12 @@ def up(
     formulas: FormulaSet,
     settings: Settings,
     progress: Callable[[str], None],
+    resolve: Resolve | None = None,
 ) -> list[StepResult]:
-    """Build what is missing, write the stack's files, start every step in order."""
-    build_images(model, formulas, settings, push=False, progress=progress)
+    """Build what is missing, write the stack's files, start every step in order.
+    ``resolve``: the images' packages, as the stack was planned with (default: this
+    machine's)."""
+    build_images(model, formulas, settings, push=False, progress=progress, resolve=resolve)
     write_stack(stack, model.root)
     return _Up(stack, stack.runner(), progress).run()
 

@@ -50,10 +50,18 @@ class PackageResolver:
         self.progress = progress
         self._built: dict[str, tuple[int, str]] | None = None
         self._archives: dict[Suites, AptArchive] = {}
+        #: This run's answers: a command plans its images more than once (the release,
+        #: the stack, the build), the answer is read or resolved once.
+        self._answers: dict[str, PackageSet] = {}
         #: How each recipe was resolved this run (key -> "record" | "image" | "apt").
         self.sources: dict[str, str] = {}
 
     def __call__(self, recipe: Recipe) -> PackageSet:
+        if recipe.key not in self._answers:
+            self._answers[recipe.key] = self._answer(recipe)
+        return self._answers[recipe.key]
+
+    def _answer(self, recipe: Recipe) -> PackageSet:
         if not self.refresh:
             recorded = self._recorded(recipe.key)
             if recorded is not None:

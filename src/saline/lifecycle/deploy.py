@@ -233,7 +233,7 @@ def start_stack(
     records = Records(stack.directory)
     records.save(desired.release, desired.pillars)
     try:
-        results = up(stack, model, formulas, settings, progress)
+        results = up(stack, model, formulas, settings, progress, resolve)
     except SalineError:
         records.applied(desired.release, "failed")
         raise
