@@ -303,6 +303,8 @@ class _Up:
         self.progress = progress
         self.cancel = threading.Event()
         self.existing: dict[str, Container] = {}
+        #: Container id -> the digest an apply reloaded it to (see _reloaded_away).
+        self.reloaded: dict[str, str] = {}
         #: Nodes whose container was (re)started: their services lost the old network
         #: namespace and are recreated.
         self.fresh_nodes: set[str] = set()
@@ -312,6 +314,7 @@ class _Up:
 
     def run(self) -> list[StepResult]:
         self.existing = self.runner.containers()
+        self.reloaded = reloaded(self.stack)
         done = self._nodes()
         # Tasks whose work is still there are done now: nothing waits for their
         # dependencies to be up just to learn that (glance-api need not wait for keystone).
@@ -492,13 +495,29 @@ class _Up:
     def _unchanged(self, step: Step) -> bool:
         """Its container runs, defined as the plan wants: podman-compose has nothing to do."""
         c = self.existing.get(step.name)
-        want = self.plan.document["services"][step.name]["labels"]["saline.inputs"]
-        return c is not None and c.running and c.labels.get("saline.inputs") == want
+        labels = self.plan.document["services"][step.name]["labels"]
+        return (
+            c is not None
+            and c.running
+            and c.labels.get("saline.inputs") == labels["saline.inputs"]
+            and not self._reloaded_away(c, labels.get("saline.digest"))
+        )
+
+    def _reloaded_away(self, c: Container, want: str | None) -> bool:
+        """An apply reloaded this container in place with other files than its labels
+        say (stack.reloaded): the labels match the plan, what it serves does not. Only a
+        new container makes it serve the plan's files (podman-compose sees no change)."""
+        digest = self.reloaded.get(c.id)
+        return digest is not None and want is not None and digest != want
 
     def _service(self, step: Step) -> str:
         spec = self.plan.spec(step)
+        existing = self.existing.get(step.name)
+        want = self.plan.document["services"][step.name]["labels"].get("saline.digest")
         with self.lock:
-            recreate = step.node in self.fresh_nodes
+            recreate = step.node in self.fresh_nodes or (
+                existing is not None and self._reloaded_away(existing, want)
+            )
         untouched = not recreate and self._unchanged(step)
         if not untouched:
             self.runner.up([step.name], recreate=recreate)

@@ -73,6 +73,10 @@ class ExampleCloud:
         self.restore_model()
         up = run_saline(self.env, "up")
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        # What runs is the model, as day 2 sees it too (a container an earlier module
+        # reloaded in place to other files is no longer what the model says).
+        plan = run_saline(self.env, "plan", "--detailed-exitcode")
+        assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-2000:]
 
     def containers(self, podman: Podman) -> dict[str, str]:
         """Running containers of the stack: compose service -> container id and start

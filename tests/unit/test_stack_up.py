@@ -16,7 +16,7 @@ import pytest
 
 from saline.runtime.compose import ComposeRunner, Container
 from saline.runtime.process import CommandTimeout, Interrupted
-from saline.stack import Stack, StackError, _Up
+from saline.stack import Stack, StackError, _Up, record_reload
 from tools import FORMULAS, example, example_stack
 
 #: The example's keystone instances (it runs two), and one of them.
@@ -50,6 +50,7 @@ class FakeRunner:
     waiting: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)
     calls: list[str] = field(default_factory=list)
+    recreated: list[str] = field(default_factory=list)
     made: dict[str, Container] = field(default_factory=dict)
     podman: FakePodman = field(default_factory=FakePodman)
 
@@ -59,6 +60,8 @@ class FakeRunner:
     def up(self, services: list[str], recreate: bool = False) -> None:
         for name in services:
             self.calls.append(name)
+            if recreate:
+                self.recreated.append(name)
             doc = self.stack.plan.document["services"][name]
             task = doc["labels"]["saline.kind"] == "task"
             code = self.exit_codes.get(name, 0)
@@ -69,6 +72,7 @@ class FakeRunner:
                 exit_code=code,
                 image=doc["image"],
                 labels=dict(doc["labels"]),
+                id=f"id-{name}-{len(self.calls)}",
             )
 
     def wait(self, container: str, *, timeout: float) -> int:
@@ -160,6 +164,26 @@ def test_a_stopped_service_is_started_again_without_its_tasks(stack: Stack) -> N
     assert runner.calls == [KEYSTONE]
     assert outcomes[KEYSTONE] == "healthy"
     assert outcomes["keystone-identity"] == "already done"
+
+
+def test_a_container_reloaded_to_other_files_is_recreated(stack: Stack) -> None:
+    # An apply reloaded keystone in place to another release's files (stack.reloaded):
+    # its labels still match the model, what it serves does not. `up` must not leave it.
+    labels = stack.plan.document["services"][KEYSTONE]["labels"]
+    labels["saline.digest"] = "the-model-s"
+    runner = FakeRunner(stack)
+    run(stack, runner)
+    record_reload(stack, runner.made[KEYSTONE].id, "another-release-s")
+    other = KEYSTONES[1]
+    record_reload(stack, runner.made[other].id, "the-model-s")  # reloaded back: fine
+    runner.calls.clear()
+    runner.recreated.clear()
+    outcomes = run(stack, runner)
+    assert runner.calls == runner.recreated == [KEYSTONE]
+    assert outcomes[KEYSTONE] == "healthy" and outcomes[other] == "running"
+    runner.calls.clear()
+    run(stack, runner)  # the new container has no reload on record
+    assert runner.calls == []
 
 
 def test_a_service_that_never_gets_healthy_stops_up(stack: Stack) -> None:
