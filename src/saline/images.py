@@ -70,6 +70,8 @@ def image_suites(model: Model, formulas: FormulaSet) -> dict[str, Suites]:
                 suites = Suites() if raw is None else parse_suites(raw)
             except ValueError as e:
                 raise ModelError(str(e), locate(node, tuple(key.split(":")))) from None
+            if svc.spec.releases is not None:
+                _check_release(svc, pillar, suites, key, node, locate)
             seen = chosen.setdefault(svc.name, (suites, node))
             if seen[0] != suites:
                 raise ModelError(
@@ -79,6 +81,48 @@ def image_suites(model: Model, formulas: FormulaSet) -> dict[str, Suites]:
                     locate(node, tuple(key.split(":"))),
                 )
     return {name: suites for name, (suites, _node) in chosen.items()}
+
+
+def _check_release(
+    svc: ServiceInstance,
+    pillar: Any,
+    suites: Suites,
+    suites_key: str,
+    node: str,
+    locate: Callable[[str, tuple[str, ...]], Any],
+) -> None:
+    """The service's release (its formula's ``releases``) is one its formula supports,
+    and its image is built from that release's Debian release."""
+    releases = svc.spec.releases
+    assert releases is not None
+    key = release_key(svc.spec)
+    value = pillar_value(pillar, key)
+    if value is None:
+        raise ModelError(
+            f"{svc.name} needs its OpenStack release at {key} (one of: "
+            f"{', '.join(releases.debian)})",
+            locate(node, tuple(svc.spec.pillar.split(":"))),
+        )
+    release = str(value)
+    if release not in releases.debian:
+        raise ModelError(
+            f"{release!r} is not an OpenStack release the formula {svc.formula.name} supports "
+            f"(it installs: {', '.join(releases.debian)})",
+            locate(node, tuple(key.split(":"))),
+        )
+    debian = releases.debian[release]
+    if suites.release != debian:
+        raise ModelError(
+            f"{svc.name} {release} comes from Debian {debian}, but its image is built from "
+            f"{', '.join(suites.names)}: give it {debian}'s suites",
+            locate(node, tuple(suites_key.split(":"))),
+        )
+
+
+def release_key(spec: Service) -> str:
+    """The pillar path naming the service's OpenStack release (``keystone:server:version``)."""
+    assert spec.releases is not None
+    return f"{spec.pillar}:{spec.releases.pillar}"
 
 
 def model_images(model: Model, formulas: FormulaSet, resolve: Resolve) -> list[ImageSpec]:

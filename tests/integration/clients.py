@@ -59,7 +59,7 @@ class TokenLoop:
 
 
 T = TypeVar("T")
-Loop = TypeVar("Loop", "TokenLoop", "WriteLoop", "ProbeLoop")
+Loop = TypeVar("Loop", "TokenLoop", "WriteLoop", "ProbeLoop", "ImageListLoop")
 
 
 @contextmanager
@@ -196,3 +196,44 @@ class ProbeLoop:
                     if attempt == 1:
                         time.sleep(RETRY_DELAY)
             self.stop.wait(0.2)
+
+
+@dataclass
+class ImageListLoop:
+    """glance's image list through ``url`` (``http://HOST:9292``) every 0.3 s, with a
+    token from keystone at ``auth_url`` (a new one each minute), each failure retried
+    once, :data:`RETRY_DELAY` later."""
+
+    url: str
+    auth_url: str
+    auth: dict[str, Any]
+    outcome: Outcome = field(default_factory=Outcome)
+    stop: threading.Event = field(default_factory=threading.Event)
+    token: str = ""
+    token_time: float = 0.0
+
+    def _list(self) -> None:
+        if not self.token or time.monotonic() - self.token_time > 60:
+            status, headers, body = http(
+                "POST", f"{self.auth_url}/auth/tokens", {"auth": self.auth}
+            )
+            assert status == 201, f"token: HTTP {status}: {body[:200]!r}"
+            self.token, self.token_time = headers["x-subject-token"], time.monotonic()
+        status, _, body = http("GET", f"{self.url}/v2/images", None, {"X-Auth-Token": self.token})
+        if status == 401:
+            self.token = ""  # expired or revoked: a new one next time
+        assert status == 200, f"HTTP {status}: {body[:200]!r}"
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.outcome.requests += 1
+            for attempt in (1, 2):
+                try:
+                    self._list()
+                    break
+                except (OSError, AssertionError, KeyError) as e:
+                    why = f"{type(e).__name__}: {e}"
+                    (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
+                    if attempt == 1:
+                        time.sleep(RETRY_DELAY)
+            self.stop.wait(0.3)

@@ -115,19 +115,26 @@ def test_nodes_of_one_service_that_disagree_are_refused(tmp_path: Path) -> None:
     model = _model(tmp_path)
     node = model / "nodes" / "ctl02.openstack.local.yml"
     node.write_text(
-        node.read_text() + "  saline:\n    images:\n      ~suites: [bookworm, bookworm-security]\n"
+        node.read_text()
+        + "  saline:\n    images:\n      services:\n        keystone:\n"
+        + "          ~suites: [bookworm, bookworm-security]\n"
     )
     with pytest.raises(ModelError) as e:
         image_suites(load_model(str(model)), FormulaSet([str(FORMULAS)]))
     text = str(e.value)
-    assert "nodes/ctl02.openstack.local.yml" in text and "saline:images:suites" in text
+    assert "nodes/ctl02.openstack.local.yml" in text
+    assert "saline:images:services:keystone:suites" in text
     assert "every node that runs a service runs the same image" in text
 
 
 def test_a_list_joined_with_the_class_list_says_how_to_replace_it(tmp_path: Path) -> None:
     model = _model(tmp_path)
     node = model / "nodes" / "ctl02.openstack.local.yml"
-    node.write_text(node.read_text() + "  saline:\n    images:\n      suites: [bookworm]\n")
+    node.write_text(
+        node.read_text()
+        + "  saline:\n    images:\n      services:\n        keystone:\n"
+        + "          suites: [bookworm]\n"
+    )
     with pytest.raises(ModelError) as e:
         image_suites(load_model(str(model)), FormulaSet([str(FORMULAS)]))
     assert "names a suite twice" in str(e.value) and "write ~suites" in str(e.value)

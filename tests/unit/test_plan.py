@@ -4,11 +4,15 @@ Pure: releases are built from the real example model with given config files."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from release_tools import copy_example, edit, release_of
 from saline.build.graph import Recipe
 from saline.build.packages import Package, PackageSet
+from saline.errors import ModelError
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact
 from saline.lifecycle.plan import (
@@ -19,6 +23,7 @@ from saline.lifecycle.plan import (
     plan_markdown,
     plan_text,
 )
+from saline.lifecycle.upgrade import UpgradeRecord, UpgradeRefused
 from saline.release import Release
 from tools import FORMULAS, fixed_packages
 
@@ -246,3 +251,122 @@ def test_the_markdown_review_has_a_row_per_instance_and_the_order(tmp_path: Path
     assert all("`keystone:server:tokens:expiration`" in r for r in rows)
     assert lines[-1].startswith("Order: ") and "keystone@" in lines[-1]
     assert "example-" not in text  # no secret, no config content
+
+
+# -- release upgrades ---------------------------------------------------------------------
+
+
+def upgraded_example(tmp_path: Path) -> Path:
+    """The example with OpenStack 2025.1: the one value the operator changes."""
+    model = copy_example(tmp_path)
+    edit(
+        model / "classes/cluster/openstack/init.yml",
+        "openstack_version: zed",
+        'openstack_version: "2025.1"',
+    )
+    return model
+
+
+def test_a_release_change_plans_backup_and_expand_before_and_contract_after_the_instances(
+    tmp_path: Path,
+) -> None:
+    before, old_pillars = release_of()
+    after, pillars = release_of(upgraded_example(tmp_path))
+    plan = make_plan(after, Current.of_release(before, old_pillars), formulas(), pillars)
+    assert [(u.service, u.before, u.after, u.database) for u in plan.upgrades] == [
+        ("keystone", "zed", "2025.1", "keystone"),
+        ("glance-api", "zed", "2025.1", "glance"),
+    ]
+    # Only keystone and glance-api change (their images: trixie); no full schema sync.
+    assert {c.service for c in plan.changes} == {"keystone", "glance-api"}
+    assert {c.action for c in plan.changes} == {"replace"}
+    assert not [t for t in plan.tasks if t.task == "db-sync"]
+    for service in ("keystone", "glance-api"):
+        mine = [s for s in plan.steps if s.key.partition("@")[0].partition("/")[0] == service]
+        kinds = [(s.kind, s.action) for s in mine]
+        first = kinds.index(("instance", "replace"))
+        last = len(kinds) - 1 - kinds[::-1].index(("instance", "replace"))
+        assert kinds[:2] == [("upgrade", "backup"), ("upgrade", "expand")]
+        assert kinds[last + 1 :] == [("upgrade", "migrate"), ("upgrade", "contract")]
+        assert first >= 2
+    text = plan_text(plan)
+    assert "Release upgrade of keystone: zed -> 2025.1" in text
+    assert "keystone/db-sync does not run" in text
+    assert "keystone zed -> 2025.1 (database phases: backup, expand, migrate, contract)" in (
+        plan.summary()
+    )
+    data = json.loads(json.dumps(plan.as_dict()))
+    assert data["upgrades"][0]["phases"] == ["backup", "expand", "migrate", "contract"]
+    assert data["steps"][0]["upgrade"]["to"] == "2025.1"
+    assert "**Release upgrade of keystone: zed -> 2025.1**" in plan_markdown(plan)
+
+
+def test_going_back_is_a_rollback_until_the_contract_then_refused_naming_the_backup(
+    tmp_path: Path,
+) -> None:
+    zed, zed_pillars = release_of()
+    new, new_pillars = release_of(upgraded_example(tmp_path))
+    running = Current.of_release(new, new_pillars)
+
+    def record(phase: str) -> dict[str, UpgradeRecord]:
+        return {
+            s: UpgradeRecord(s, "zed", "2025.1", new.id, phase, f"/state/backups/{new.id}-{s}.sql")
+            for s in ("keystone", "glance-api")
+        }
+
+    def locate(node: str, key: str) -> tuple[str | None, str | None]:
+        return ("classes/cluster/openstack/init.yml:9", None)
+
+    # Expanded, not contracted (an upgrade stopped midway): zed's code uses the schema.
+    expanded = replace(running, upgrades=record("expanded"))
+    plan = make_plan(zed, expanded, formulas(), zed_pillars, locate)
+    assert not plan.upgrades and {c.service for c in plan.changes} == {"keystone", "glance-api"}
+    # Contracted: refused, naming the file, line, key and backup.
+    contracted = replace(running, upgrades=record("contracted"))
+    with pytest.raises(UpgradeRefused) as refused:
+        make_plan(zed, contracted, formulas(), zed_pillars, locate)
+    message = str(refused.value)
+    assert message.startswith("classes/cluster/openstack/init.yml:9, node ")
+    assert "key parameters:keystone:server:version" in message
+    assert "2025.1 -> zed is a downgrade" in message
+    assert f"/state/backups/{new.id}-keystone.sql" in message
+    # No record at all (a stack started at 2025.1): refused too.
+    with pytest.raises(UpgradeRefused, match=r"its database was made by 2025\.1"):
+        make_plan(zed, running, formulas(), zed_pillars)
+
+
+def test_a_release_the_formula_does_not_install_is_one_message_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    model = copy_example(tmp_path)
+    images = model / "classes/system/saline/images.yml"
+    edit(images, '      "2025.1": trixie\n', '      "2025.1": trixie\n      victoria: trixie\n')
+    init = model / "classes/cluster/openstack/init.yml"
+    edit(init, "openstack_version: zed", "openstack_version: victoria")
+    with pytest.raises(ModelError) as unknown:
+        release_of(model)
+    message = str(unknown.value)
+    assert "key parameters:keystone:server:version" in message
+    assert "'victoria' is not an OpenStack release the formula keystone supports" in message
+    assert "(it installs: zed, 2025.1)" in message
+
+
+def test_an_image_from_another_debian_release_than_the_openstack_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    model = upgraded_example(tmp_path)
+    images = model / "classes/system/saline/images.yml"
+    text = images.read_text()
+    keystone = text.index("        keystone:")
+    images.write_text(
+        text[:keystone]
+        + text[keystone:].replace("${_param:openstack_debian_release}", "bookworm", 3)
+    )
+    with pytest.raises(ModelError) as wrong:
+        release_of(model)
+    message = str(wrong.value)
+    assert "classes/system/saline/images.yml:" in message
+    assert "key parameters:saline:images:services:keystone:suites" in message
+    assert "keystone 2025.1 comes from Debian trixie, but its image is built from bookworm" in (
+        message
+    )

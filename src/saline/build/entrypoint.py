@@ -11,6 +11,8 @@ Copied into the Salt layer as /usr/local/bin/saline-entrypoint; standard library
                                       configure states, then exec the service command
                                       as its user, so signals reach the service itself
   saline-entrypoint bootstrap TASK    one-shot task: configure, run the task's states, exit
+  saline-entrypoint upgrade PHASE     a release upgrade's database phase (expand, migrate,
+                                      contract): configure, run its states, exit
   saline-entrypoint configure         configure only, then exit
   saline-entrypoint pillar [PATH]     the pillar the container runs with (secrets merged),
                                       as JSON on stdout; PATH (``keystone:server``) prints
@@ -702,7 +704,7 @@ def main(argv: list[str]) -> int:
         return haproxy_status(argv[2:])
     if mode == "uwsgi-reload":
         return uwsgi_reload(argv[2:])
-    if mode in ("run", "configure", "bootstrap"):
+    if mode in ("run", "configure", "bootstrap", "upgrade"):
         timeout = float(os.environ.get("SALINE_WAIT_TIMEOUT", "600"))
         waits: list[tuple[str, Callable[[], bool]]] = [
             (t, partial(_reachable, t)) for t in _items(os.environ.get("SALINE_WAIT_FOR", ""))
@@ -733,7 +735,7 @@ def main(argv: list[str]) -> int:
             shutil.rmtree("/var/lib/apt/lists", ignore_errors=True)
             os.makedirs("/var/lib/apt/lists/partial", exist_ok=True)
             return code
-        if mode in ("run", "configure", "bootstrap"):
+        if mode in ("run", "configure", "bootstrap", "upgrade"):
             pdir = write_pillar(work)
             if service["configure"]:
                 code = salt_call(work, service["configure"], pdir, {"noservices": True})
@@ -742,6 +744,16 @@ def main(argv: list[str]) -> int:
                     return code
             if mode == "configure":
                 return 0
+            if mode == "upgrade":
+                # A release upgrade's database phase (expand, migrate, contract).
+                phases = service.get("upgrade") or {}
+                phase = argv[2] if len(argv) > 2 else ""
+                if phase not in phases:
+                    log(f"unknown upgrade phase {phase!r} (phases: {', '.join(phases) or 'none'})")
+                    return 2
+                if not phases[phase]:
+                    return 0
+                return salt_call(work, phases[phase], pdir, {"noservices": True})
             if mode == "bootstrap":
                 tasks = {t["name"]: t for t in service["bootstrap"]}
                 name = argv[2] if len(argv) > 2 else ""
@@ -757,7 +769,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(work, ignore_errors=True)  # the pillar copy does not outlive configure
             exec_command(service)
         log(
-            f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | pillar | health"
+            f"unknown mode {mode!r}: install | run | configure | bootstrap TASK | upgrade PHASE"
+            " | pillar | health"
             " | with-pillar PATH COMMAND... | haproxy COMMAND... | haproxy-reload | haproxy-status"
             " | uwsgi-reload | warm"
         )

@@ -169,7 +169,7 @@ def _file_sha(path: str) -> str:
 
 def service_metadata(formula: Formula, name: str, svc: Service) -> dict[str, object]:
     """What the entrypoint needs to know about its service (/etc/saline/service.json)."""
-    return {
+    out: dict[str, object] = {
         "service": name,
         "formula": formula.name,
         "install": svc.install,
@@ -178,6 +178,10 @@ def service_metadata(formula: Formula, name: str, svc: Service) -> dict[str, obj
         "command": svc.command,
         "user": svc.user,
     }
+    if svc.releases is not None:
+        # A release upgrade's database phases (`saline-entrypoint upgrade PHASE`).
+        out["upgrade"] = svc.releases.phases()
+    return out
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,8 @@ def _load_formula(base: str, folder: str, lines: LineFinder) -> Formula:
             ("configure", svc.configure),
         ]
         phases += [(f"bootstrap.{t.name}", t.states) for t in svc.bootstrap]
+        if svc.releases is not None:
+            phases += [(f"releases.{p}", st) for p, st in svc.releases.phases().items()]
         for phase, states in phases:
             for sls in states:
                 if not _sls_exists(base, sls):

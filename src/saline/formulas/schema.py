@@ -269,6 +269,56 @@ class Cluster(_Strict):
         return self
 
 
+class Backup(_Strict):
+    """How saline dumps the service's database before a release upgrade: a dump command
+    run in a running instance of ``service`` (MariaDB's ``mariadb-dump``), told the
+    database's address and credentials from the upgraded service's pillar."""
+
+    #: The service whose running container has the dump client (``mariadb``).
+    service: Annotated[str, Field(pattern=_NAME.pattern)]
+    #: The command; ``{host}``, ``{port}``, ``{name}`` and ``{user}`` are the database
+    #: section's values. The password reaches it as ``MYSQL_PWD`` (not in any argv).
+    command: list[str] = Field(min_length=1)
+    #: Seconds the dump may take.
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+
+
+class Releases(_Strict):
+    """The OpenStack releases the formula installs and configures, and how a change from
+    one to the next is rolled out (docs/day2.md, "Release upgrades"): a backup of the
+    database, the schema's expand phase before the first new instance, the instances
+    replaced one at a time, then migrate and contract after the last."""
+
+    #: The pillar value naming the release, under the service's pillar (``version``:
+    #: ``keystone:server:version``).
+    pillar: Annotated[str, Field(pattern=_PILLAR_PATH)] = "version"
+    #: Release -> the Debian release its packages come from (the image's suites must be
+    #: of it), oldest first: a change to an earlier one is a downgrade, refused.
+    debian: dict[str, Annotated[str, Field(pattern=r"^[a-z]+$")]] = Field(min_length=1)
+    #: The database section under the service's pillar (engine, host, port, name, user,
+    #: password): what the backup dumps.
+    database: Annotated[str, Field(pattern=_PILLAR_PATH)] = "database"
+    backup: Backup
+    #: The bootstrap task the phases stand for during an upgrade (a full schema sync,
+    #: which would contract the schema under the instances still on the old release).
+    replaces: Annotated[str, Field(pattern=_NAME.pattern)]
+    expand: list[str] = Field(min_length=1)
+    migrate: list[str] = []
+    contract: list[str] = Field(min_length=1)
+    #: Seconds each phase may run.
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+
+    _v = field_validator("expand", "migrate", "contract")(_check_sls)
+
+    def phases(self) -> dict[str, list[str]]:
+        return {"expand": self.expand, "migrate": self.migrate, "contract": self.contract}
+
+    def order(self, release: str) -> int:
+        """Where ``release`` is in the supported list (-1: not supported)."""
+        names = list(self.debian)
+        return names.index(release) if release in names else -1
+
+
 class Service(_Strict):
     #: The pillar key whose ``enabled: true`` puts this service on a node
     #: (e.g. ``keystone:server``).
@@ -317,6 +367,8 @@ class Service(_Strict):
     resources: Resources = Resources()
     #: The instances form a cluster (Galera): its members, checked before anything starts.
     cluster: Cluster | None = None
+    #: The OpenStack releases it runs, and how it is upgraded from one to the next.
+    releases: Releases | None = None
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
@@ -360,6 +412,17 @@ class Service(_Strict):
                 impact = self.impact(path)
                 if "reload" in (impact.change, *impact.keys.values()):
                     raise ValueError(f"{path} needs a reload, but the service has no `reload`")
+        return self
+
+    @model_validator(mode="after")
+    def _replaced_task_exists(self) -> Service:
+        if self.releases is not None:
+            names = [t.name for t in self.bootstrap]
+            if self.releases.replaces not in names:
+                raise ValueError(
+                    f"releases: replaces {self.releases.replaces!r} is not one of its "
+                    f"bootstrap tasks ({', '.join(names) or 'none'})"
+                )
         return self
 
     def impact(self, path: str) -> FileImpact:

@@ -28,6 +28,7 @@ again and made ready, or restored when the gate fails.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -35,6 +36,7 @@ from typing import Any, NoReturn, Protocol
 from ..errors import SalineError
 from ..release import Instance, Release, Task
 from .journal import Journal
+from .upgrade import UpgradeRecord
 
 
 class ApplyFailed(SalineError):
@@ -87,6 +89,19 @@ class Runner(Protocol):
         """The new instance is in: drop the kept container."""
 
     def remove(self, key: str) -> None: ...
+
+    def backup_path(self, service: str, release: str) -> str:
+        """Where the release upgrade of ``service`` to ``release`` keeps its backup."""
+
+    def backup(self, service: str, release: str) -> str:
+        """Dump the service's database (:mod:`.upgrade`); returns the file."""
+
+    def upgrade_phase(self, service: str, phase: str) -> None:
+        """Run a database phase (expand, migrate, contract) with the new release's image."""
+
+    def upgraded(self, record: UpgradeRecord, replaced_task: str | None) -> None:
+        """Keep an upgrade's phase in the records; with ``replaced_task``, that task is
+        done too (the contract left the schema where the task would)."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +160,13 @@ class Engine:
                 self.progress(f"{key}: resuming {action} after '{phase}'")
             if step["kind"] == "task":
                 self._task(index, key, phase)
+            elif step["kind"] == "upgrade":
+                self._upgrade(index, step, phase)
             else:
-                self._instance(index, key, action, phase)
+                try:
+                    self._instance(index, key, action, phase)
+                except ApplyFailed as e:
+                    self._roll_back_upgrade(key.partition("@")[0], str(e))
             seconds = self.clock() - start
             self.progress(f"{key}: {action} done ({seconds:.1f} s)")
             out.append(StepOutcome(key, action, "done", seconds))
@@ -223,6 +243,98 @@ class Engine:
             self.runner.ready(key)
             self.runner.commit(key)
             self.journal.record(index, "done")
+
+    # -- release upgrades (see .upgrade) --------------------------------------------------
+
+    def _upgrade(self, index: int, step: dict[str, Any], phase: str | None) -> None:
+        service, action = str(step["key"]), str(step["action"])
+        detail = step.get("upgrade") or {}
+        before, after = str(detail.get("from")), str(detail.get("to"))
+        backup = self.runner.backup_path(service, self.desired.id)
+        if phase is None:
+            self.journal.record(index, "begin")
+        try:
+            if action == "backup":
+                self.progress(f"{service}: dumping its database before {before} -> {after}")
+                backup = self.runner.backup(service, self.desired.id)
+                self.progress(f"{service}: backup in {backup}")
+            else:
+                if not os.path.exists(backup):
+                    raise StepFailed(
+                        f"the backup this upgrade took before it changed anything ({backup}) "
+                        "is gone: put it back, or start the upgrade again from a stack on "
+                        f"{before}"
+                    )
+                self.progress(f"{service}: database phase {action} ({before} -> {after})")
+                self.runner.upgrade_phase(service, action)
+                if action in ("expand", "contract"):
+                    done = "expanded" if action == "expand" else "contracted"
+                    record = UpgradeRecord(service, before, after, self.desired.id, done, backup)
+                    replaced = detail.get("replaces") if action == "contract" else None
+                    self.runner.upgraded(record, str(replaced) if replaced else None)
+        except SalineError as e:
+            self.journal.record(index, "failed", why=str(e).splitlines()[0])
+            if action == "contract":
+                raise ApplyFailed(
+                    f"{service}: the contract phase of {before} -> {after} failed; every "
+                    f"instance runs {after}. Fix the cause and run `saline apply` again "
+                    f"(the phase is idempotent); the backup from before the upgrade: "
+                    f"{backup}\n{e}"
+                ) from None
+            self._roll_back_upgrade(service, f"{service}: database phase {action} failed: {e}")
+        self.journal.record(index, "done")
+
+    def _upgrade_step(self, service: str, action: str) -> int | None:
+        for i, s in enumerate(self.journal.steps):
+            if s["kind"] == "upgrade" and s["key"] == service and s["action"] == action:
+                return i
+        return None
+
+    def _roll_back_upgrade(self, service: str, failure: str) -> NoReturn:
+        """A failure during ``service``'s release upgrade, before its contract: its
+        instances already on the new release go back to the old one (which runs on the
+        expanded schema), then the rollout stops. Other failures stop as they are."""
+        expand = self._upgrade_step(service, "expand")
+        contract = self._upgrade_step(service, "contract")
+        if (
+            expand is None
+            or contract is None
+            or self.journal.phase(expand) != "done"
+            or self.journal.phase(contract) == "done"
+        ):
+            raise ApplyFailed(failure)
+        backup = self.runner.backup_path(service, self.desired.id)
+        detail = self.journal.steps[expand].get("upgrade") or {}
+        before, after = detail.get("from"), detail.get("to")
+        back = []
+        for index, s in enumerate(self.journal.steps):
+            key = str(s["key"])
+            if s["kind"] != "instance" or key.partition("@")[0] != service:
+                continue
+            if self.journal.phase(index) != "done":
+                continue
+            old = self.previous.get(key)
+            if old is None:
+                continue
+            self.progress(f"{key}: rolling back to {before}")
+            self.runner.drain(key)
+            self.runner.swap(key, old)
+            problem = self.runner.gate(old)
+            self.runner.ready(key)
+            if problem is not None:
+                raise ApplyFailed(
+                    f"{failure}\nRolling {service} back to {before}, {key} failed its gate "
+                    f"too: {problem}\nThe backup from before the upgrade: {backup}"
+                )
+            self.runner.commit(key)
+            self.journal.record(index, "restored", why=f"rolled back to {before}")
+            back.append(key)
+        rolled = f" ({', '.join(back)} rolled back)" if back else ""
+        raise ApplyFailed(
+            f"{failure}\nThe upgrade of {service} to {after} was rolled back: its instances run "
+            f"{before} again{rolled}, on the expanded schema, which {before} uses. The "
+            f"backup from before the upgrade: {backup}"
+        )
 
     def _gate_or_restore(self, index: int, key: str, new: Instance, created: bool) -> None:
         self.progress(f"{key}: checking health and API")

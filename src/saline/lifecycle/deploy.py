@@ -40,6 +40,7 @@ from .journal import Journal
 from .plan import Current, Plan, make_plan
 from .records import RecordError, Records, observe
 from .stack_runner import StackRunner
+from .upgrade import plan_upgrades, releases_running
 
 JOURNAL = "journal.jsonl"
 
@@ -215,6 +216,23 @@ def rollback_target(records: Records, wanted: str | None) -> str:
     return earlier[-1]
 
 
+def _refuse_release_change(
+    stack: Stack, records: Records, desired: Desired, formulas: FormulaSet
+) -> None:
+    """``up`` starts what is missing; it does not move a running service to another
+    OpenStack release (that takes a backup and the schema's phases: ``apply``)."""
+    current = observe(stack, records)
+    running = releases_running(current.release, current.digests, formulas, current.pillars)
+    found = plan_upgrades(desired.release, running, formulas, desired.pillars, current.upgrades)
+    if found:
+        what = ", ".join(f"{u.service} {u.before} -> {u.after} ({u.key})" for u in found)
+        raise SalineError(
+            f"the model moves running services to another OpenStack release: {what}. "
+            "`saline up` does not upgrade: `saline plan` shows the upgrade (a backup, the "
+            "schema's expand and contract around the instances), `saline apply` rolls it out"
+        )
+
+
 def start_stack(
     settings: Settings,
     model: Model,
@@ -231,6 +249,7 @@ def start_stack(
         model, formulas, settings.stack, settings.state_dir, desired.release, resolve=resolve
     )
     records = Records(stack.directory)
+    _refuse_release_change(stack, records, desired, formulas)
     records.save(desired.release, desired.pillars)
     try:
         results = up(stack, model, formulas, settings, progress, resolve)

@@ -28,6 +28,7 @@ from ..formulas import FormulaSet
 from ..formulas.schema import CHANGE_ORDER, Change, FileImpact
 from ..model.secrets import MASK, MIN_LENGTH, secret_values
 from ..release import Instance, Release
+from .upgrade import BEFORE, ReleaseUpgrade, UpgradeRecord, plan_upgrades, releases_running
 
 FORMAT_VERSION = 1
 Action = str  # create | replace | restart | reload | none | remove
@@ -52,6 +53,9 @@ class Current:
     pillars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: What the plan was compared against, for the record: "runtime" or a release id.
     label: str = "runtime"
+    #: Per service, the last release upgrade's database phase that ran (expanded or
+    #: contracted) and its backup: whether going back is still possible.
+    upgrades: Mapping[str, UpgradeRecord] = field(default_factory=dict)
 
     @classmethod
     def of_release(
@@ -191,13 +195,23 @@ class TaskRun:
 class Step:
     """One step of the rollout, in order: a task to run or an instance to change."""
 
-    kind: str  # task | instance
-    key: str
-    action: str  # run | create | replace | restart | reload | none | remove
+    kind: str  # task | instance | upgrade
+    key: str  # an upgrade's: its service
+    action: str  # run | create | replace | restart | reload | none | remove; an upgrade's phase
     wave: int
+    #: An upgrade phase's releases and the task it stands for (what the engine records).
+    upgrade: ReleaseUpgrade | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key, "action": self.action, "wave": self.wave}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "key": self.key,
+            "action": self.action,
+            "wave": self.wave,
+        }
+        if self.upgrade is not None:
+            out["upgrade"] = self.upgrade.as_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,8 @@ class Plan:
     tasks: tuple[TaskRun, ...]
     steps: tuple[Step, ...]
     unchanged: int
+    #: Services moving to another OpenStack release (their database phases are steps).
+    upgrades: tuple[ReleaseUpgrade, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -229,7 +245,14 @@ class Plan:
         parts = [f"{c[a]} to {a}" for a in ("create", "replace", "restart", "reload", "remove")]
         if c["none"]:
             parts.append(f"{c['none']} with files only")
-        return f"Plan: {', '.join(parts)}; {c['tasks']} task(s) to run; {c['unchanged']} unchanged."
+        upgrades = "".join(
+            f"; {u.service} {u.before} -> {u.after} (database phases: {', '.join(u.phases)})"
+            for u in self.upgrades
+        )
+        return (
+            f"Plan: {', '.join(parts)}; {c['tasks']} task(s) to run; {c['unchanged']} unchanged"
+            f"{upgrades}."
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -242,6 +265,7 @@ class Plan:
             "changes": [c.as_dict() for c in self.changes],
             "tasks": [t.as_dict() for t in self.tasks],
             "steps": [s.as_dict() for s in self.steps],
+            "upgrades": [u.as_dict() for u in self.upgrades],
         }
 
 
@@ -304,8 +328,14 @@ def make_plan(
         service, _, node = key.partition("@")
         changes.append(InstanceChange(key, node, service, "remove", ("no longer in the model",)))
 
+    running = releases_running(old_release, current.digests, formulas, current.pillars)
+    upgrades = plan_upgrades(desired, running, formulas, pillars, current.upgrades, locate)
+    # The task an upgrade's phases stand for (a full schema sync) does not run.
+    replaced = {u.replaces for u in upgrades}
     tasks = []
     for t in desired.tasks:
+        if t.key in replaced:
+            continue
         done = current.tasks.get(t.key)
         if done == t.inputs:
             continue
@@ -316,7 +346,7 @@ def make_plan(
             why = _task_why(old_task.values if old_task else None, t.values, old_task, t)
         tasks.append(TaskRun(t.key, t.service, t.task, t.node, why))
 
-    steps = _steps(desired, changes, tasks)
+    steps = _steps(desired, changes, tasks, upgrades)
     return Plan(
         desired,
         current.label,
@@ -325,6 +355,7 @@ def make_plan(
         tuple(tasks),
         steps,
         unchanged,
+        upgrades,
     )
 
 
@@ -555,15 +586,24 @@ def _causes(
 
 
 def _steps(
-    desired: Release, changes: list[InstanceChange], tasks: list[TaskRun]
+    desired: Release,
+    changes: list[InstanceChange],
+    tasks: list[TaskRun],
+    upgrades: tuple[ReleaseUpgrade, ...] = (),
 ) -> tuple[Step, ...]:
     """Waves in dependency order; in each: service-scoped tasks, then per instance (by
-    node) its tasks and itself. Removals last."""
+    node) its tasks and itself. Removals last. A service's release upgrade: its backup
+    and expand phases first, its migrate and contract phases after its last instance."""
     by_key = {c.key: c for c in changes}
     task_by_key = {t.key: t for t in tasks}
+    upgrade_of = {u.service: u for u in upgrades}
     out: list[Step] = []
     for number, wave in enumerate(desired.waves):
         for service in wave:
+            upgrade = upgrade_of.get(service)
+            phases = upgrade.phases if upgrade else ()
+            for phase in (p for p in phases if p in BEFORE):
+                out.append(Step("upgrade", service, phase, number, upgrade))
             for t in desired.tasks:
                 if (
                     t.service == service
@@ -595,6 +635,8 @@ def _steps(
                         and t.key in task_by_key
                     ):
                         out.append(Step("task", t.key, "run", number))
+            for phase in (p for p in phases if p not in BEFORE):
+                out.append(Step("upgrade", service, phase, number, upgrade))
     last = len(desired.waves)
     for c in changes:
         if c.action == "remove":
@@ -621,6 +663,23 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 def _shown(value: Any) -> str:
     return "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def upgrade_lines(u: ReleaseUpgrade) -> list[str]:
+    """What a release upgrade does, phase by phase, for a person."""
+    lines = [
+        f"backup: a dump of database {u.database or '(unnamed)'} before anything changes",
+        f"expand: {u.after}'s schema additions, with its image; {u.before} runs on them",
+        f"the instances of {u.service}, replaced one at a time behind the load balancers",
+    ]
+    if "migrate" in u.phases:
+        lines.append("migrate: the data migrations, after the last instance")
+    lines += [
+        f"contract: what only {u.after} uses; from here on there is no way back to "
+        f"{u.before} but the backup (until then a failure rolls {u.service} back by itself)",
+        f"{u.replaces} does not run: these phases stand for it",
+    ]
+    return lines
 
 
 def plan_text(plan: Plan, color: bool = False) -> str:
@@ -661,6 +720,9 @@ def plan_text(plan: Plan, color: bool = False) -> str:
         out.append("Bootstrap tasks to run:")
         for t in plan.tasks:
             out.append(f"  {t.key}: {t.why}")
+    for u in plan.upgrades:
+        out.append(_paint(f"Release upgrade of {u.service}: {u.before} -> {u.after}", "36", color))
+        out.extend("    " + line for line in upgrade_lines(u))
     if plan.steps:
         out.append("Order (one at a time):")
         for number in sorted({s.wave for s in plan.steps}):
@@ -691,6 +753,11 @@ def plan_markdown(plan: Plan, title: str = "saline plan") -> str:
         out.append("")
     if plan.tasks:
         out.append("Bootstrap tasks: " + ", ".join(f"`{t.key}`" for t in plan.tasks))
+        out.append("")
+    for u in plan.upgrades:
+        out.append(f"**Release upgrade of {u.service}: {u.before} -> {u.after}** (`{u.key}`)")
+        out.append("")
+        out.extend(f"- {line}" for line in upgrade_lines(u))
         out.append("")
     if plan.steps:
         waves = sorted({s.wave for s in plan.steps})

@@ -8,7 +8,9 @@ Under the stack's folder (``STATE/stacks/PROJECT``):
 * ``configs/DIGEST.json`` (0600): each instance's config contents by config digest, so a
   plan can show the diff of a file against what runs, and a rollback has the old files;
 * ``pillars/ID.json`` (0600): the nodes' pillars of each release (the model values a
-  plan says changed).
+  plan says changed);
+* ``upgrades.jsonl``: each release upgrade's database phase that ran (expanded,
+  contracted) with its backup: whether a service can still go back (:mod:`.upgrade`).
 
 A record that does not parse is named in one message; nothing is changed then.
 """
@@ -31,6 +33,7 @@ from ..runtime.process import ToolMissingError
 from ..settings import Settings
 from ..stack import Stack, load_stack, reloaded
 from .plan import Current, Plan
+from .upgrade import UpgradeRecord
 
 PLAN_KIND = "saline-plan"
 
@@ -91,6 +94,37 @@ class Records:
         os.makedirs(self.releases, mode=0o700, exist_ok=True)
         with open(os.path.join(self.releases, "log.jsonl"), "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def record_upgrade(self, record: UpgradeRecord) -> None:
+        """Append an upgrade's phase (flushed before the next step starts)."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        line = {**record.as_dict(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        fd = os.open(self.upgrades_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @property
+    def upgrades_file(self) -> str:
+        return os.path.join(self.directory, "upgrades.jsonl")
+
+    def upgrades(self) -> dict[str, UpgradeRecord]:
+        """The last upgrade record of each service."""
+        try:
+            with open(self.upgrades_file, encoding="utf-8") as fh:
+                lines = fh.read().split("\n")
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for number, line in enumerate(lines[:-1], 1):  # a last line cut short: ignored
+            try:
+                record = UpgradeRecord.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError) as e:
+                raise RecordError(f"{self.upgrades_file}:{number}: corrupt record ({e})") from None
+            out[record.service] = record
+        return out
 
     def current_id(self) -> str | None:
         try:
@@ -169,10 +203,13 @@ def observe(stack: Stack, records: Records) -> Current:
     current = records.current_id()
     if current:
         release, pillars = records.load(current)
+    upgrades = records.upgrades()
     if not digests:
-        return Current({}, tasks, release, {}, pillars, f"stack {stack.plan.project}: not running")
+        label = f"stack {stack.plan.project}: not running"
+        return Current({}, tasks, release, {}, pillars, label, upgrades)
     contents = release.contents() if release else {}
-    return Current(digests, tasks, release, contents, pillars, f"stack {stack.plan.project}")
+    label = f"stack {stack.plan.project}"
+    return Current(digests, tasks, release, contents, pillars, label, upgrades)
 
 
 def observe_stack(

@@ -20,22 +20,32 @@ to the new release, or restoring it, changes nothing for its neighbours on the n
   the container is reloaded (a formula that can) or restarted on its old files;
 * reload: the link is pointed at the new pillar, the configure states run in the
   container, then the formula's reload (a signal to PID 1, or a command). The container
-  keeps its labels, so the new digest is recorded beside it (``reloaded.json``).
+  keeps its labels, so the new digest is recorded beside it (``reloaded.json``);
+* a release upgrade's backup: the formula's dump command in a running container of the
+  database's service (the password on stdin), into ``backups/RELEASE-SERVICE.sql``
+  (0600) under the stack's folder; its database phases: a one-off container of the
+  replaced bootstrap task's definition (the new image, the task's pillar), running
+  ``saline-entrypoint upgrade PHASE``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..formulas import FormulaSet
+from ..formulas.schema import Releases
+from ..model import pillar_value
 from ..release import Instance, Release, Task
 from ..runtime.compose import KEPT_SUFFIX, ComposeRunner, Container
 from ..runtime.haproxy import HAProxy, HAProxyError, servers_for
 from ..runtime.process import CommandError, CommandTimeout
 from ..stack import LOG_LINES, Stack, record_reload, record_task, repoint
 from .apply import StepFailed
+from .records import Records
+from .upgrade import UpgradeRecord
 
 PREVIOUS = KEPT_SUFFIX
 #: How long a drained server's sessions may take to finish, and haproxy to see a
@@ -306,6 +316,99 @@ class StackRunner:
             else:
                 current = c
         return current, prev
+
+    # -- release upgrades (see .upgrade) ---------------------------------------------------
+
+    def _releases(self, service: str) -> Releases:
+        found = self.formulas.services.get(service)
+        if found is None or found[1].releases is None:
+            raise StepFailed(f"{service}: its formula declares no releases to upgrade between")
+        return found[1].releases
+
+    def backup_path(self, service: str, release: str) -> str:
+        return os.path.join(self.stack.directory, "backups", f"{release}-{service}.sql")
+
+    def backup(self, service: str, release: str) -> str:
+        releases = self._releases(service)
+        spec = self.formulas.services[service][1]
+        inst = next((i for i in self.release.instances if i.service == service), None)
+        if inst is None:
+            raise StepFailed(f"{service}: the release has no instance of it")
+        path = f"{spec.pillar}:{releases.database}"
+        db = pillar_value(self._pillar(inst.node), path)
+        if not isinstance(db, Mapping) or "password" not in db:
+            raise StepFailed(
+                f"{service}: no database section (host, name, user, password) at {path}"
+            )
+        try:
+            command = [part.format(**db) for part in releases.backup.command]
+        except (KeyError, IndexError) as e:
+            raise StepFailed(f"{service}: the backup command needs {path}:{e.args[0]}") from None
+        containers = self.compose.containers()
+        dumper = None
+        for other in self.release.instances:
+            c = containers.get(self.names.get(other.key, ""))
+            if other.service == releases.backup.service and c is not None and c.running:
+                dumper = c
+                break
+        if dumper is None:
+            raise StepFailed(
+                f"{service}: no running {releases.backup.service} to dump its database with"
+            )
+        timeout = releases.backup.timeout
+        try:
+            done = self.podman.exec_with_secret(
+                dumper.name, "MYSQL_PWD", str(db["password"]), command, timeout
+            )
+        except CommandTimeout:
+            raise StepFailed(
+                f"{service}: the database dump took longer than {timeout:.0f} s"
+            ) from None
+        if done.returncode != 0 or not done.stdout.strip():
+            why = self.stack.redact(done.stderr.strip())[-2000:] or "no output"
+            raise StepFailed(f"{service}: the database dump failed (exit {done.returncode}): {why}")
+        target = self.backup_path(service, release)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        tmp = f"{target}.tmp{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(done.stdout)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        return target
+
+    def upgrade_phase(self, service: str, phase: str) -> None:
+        releases = self._releases(service)
+        name = self._service(f"{service}/{releases.replaces}")
+        container = f"{self.stack.plan.project}_{name}_{phase}"
+        self.podman.remove(container)  # a run cut short before
+        self.compose.run_detached(name, container, ["upgrade", phase])
+        try:
+            code = self.compose.wait(container, timeout=releases.timeout)
+        except CommandTimeout:
+            logs = self._logs(container)
+            self.podman.remove(container)
+            raise StepFailed(
+                f"{service}: phase {phase} did not finish within {releases.timeout:.0f} s\n{logs}"
+            ) from None
+        if code != 0:
+            logs = self._logs(container)
+            self.podman.remove(container)
+            raise StepFailed(f"{service}: phase {phase} failed (exit {code})\n{logs}")
+        self.podman.remove(container)
+
+    def upgraded(self, record: UpgradeRecord, replaced_task: str | None) -> None:
+        Records(self.stack.directory).record_upgrade(record)
+        if replaced_task is None:
+            return
+        task = self.release.task(replaced_task)
+        if task is None:
+            return
+        name = self._service(replaced_task)
+        step = self.stack.plan.step(name)
+        volumes = self.compose.volumes_created(list(step.volumes))
+        record_task(self.stack, name, task.key, task.inputs, volumes)
 
     def _logs(self, container: str) -> str:
         text = self.stack.redact(self.compose.logs(container, LOG_LINES)).rstrip()

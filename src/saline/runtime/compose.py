@@ -78,6 +78,13 @@ class ComposeRunner:
             args.append("--force-recreate")
         self._compose([*args, *services], timeout)
 
+    def run_detached(
+        self, service: str, name: str, command: list[str], timeout: float = 600.0
+    ) -> None:
+        """A one-off container ``name`` of ``service``'s definition running ``command``
+        (started, not waited for: :meth:`wait` bounds that)."""
+        self._compose(["run", "-d", "--no-deps", "--name", name, service, *command], timeout)
+
     def down(self, volumes: bool, timeout: float = 600.0) -> None:
         self._compose(["down", *(["--volumes"] if volumes else [])], timeout)
 

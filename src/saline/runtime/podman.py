@@ -311,6 +311,17 @@ class Podman:
         """``podman exec`` whose exit code the caller reads (a check that may fail)."""
         return self._run(["exec", name, *command], timeout=timeout, check=False)
 
+    def exec_with_secret(
+        self, name: str, variable: str, secret: str, command: list[str], timeout: float
+    ) -> Completed:
+        """``podman exec -i`` of ``command`` with ``variable`` set to ``secret`` inside the
+        container: the secret goes through stdin, never into an argv (ps shows those)."""
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", variable):
+            raise ValueError(f"not an environment variable name: {variable!r}")
+        script = f'{variable}="$(cat)"; export {variable}; exec "$@"'
+        args = ["exec", "-i", name, "sh", "-c", script, "sh", *command]
+        return run(["podman", *args], timeout=timeout, env=self.env(), input=secret, check=False)
+
     def logs(self, name: str, tail: int | None = None) -> str:
         args = ["logs", *(["--tail", str(tail)] if tail is not None else []), name]
         return self._run(args, check=False).output
