@@ -15,6 +15,7 @@ from saline.build.packages import Package, PackageSet
 from saline.errors import ModelError
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact
+from saline.lifecycle.kube_deploy import refuse_release_upgrades
 from saline.lifecycle.plan import (
     Current,
     file_impact,
@@ -25,6 +26,7 @@ from saline.lifecycle.plan import (
 )
 from saline.lifecycle.upgrade import UpgradeRecord, UpgradeRefused
 from saline.release import Release
+from saline.runtime.kubernetes import KubeError
 from tools import FORMULAS, fixed_packages
 
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
@@ -370,3 +372,14 @@ def test_an_image_from_another_debian_release_than_the_openstack_one_is_refused(
     assert "keystone 2025.1 comes from Debian trixie, but its image is built from bookworm" in (
         message
     )
+
+
+def test_kubernetes_refuses_a_release_upgrade_it_cannot_phase(tmp_path: Path) -> None:
+    before, old_pillars = release_of()
+    after, pillars = release_of(upgraded_example(tmp_path))
+    plan = make_plan(after, Current.of_release(before, old_pillars), formulas(), pillars)
+    with pytest.raises(KubeError) as refused:
+        refuse_release_upgrades(plan)
+    assert "keystone zed -> 2025.1 (keystone:server:version)" in str(refused.value)
+    assert "local stack only" in str(refused.value)
+    refuse_release_upgrades(make_plan(before, Current.of_release(before), formulas(), {}))

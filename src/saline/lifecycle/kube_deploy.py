@@ -66,7 +66,7 @@ from .kube_plan import (
     plan_waves,
     reachable_openrc,
 )
-from .plan import Current, make_plan
+from .plan import Current, Plan, make_plan
 from .records import RecordError, Records, _write
 
 JOURNAL = "journal.jsonl"
@@ -230,6 +230,7 @@ def _prepare(
         secrets |= secret_values(dict(p))
     locate = desired.locate if desired is not None else _nowhere
     plan = make_plan(release, current, formulas, pillars, locate)
+    refuse_release_upgrades(plan)
     notes: list[str] = []
     if not exists:
         notes.append(
@@ -241,6 +242,19 @@ def _prepare(
     return KubePrepared(
         target, cluster, records, release, pillars, objects, waves, current, kplan, exists, desired
     )
+
+
+def refuse_release_upgrades(plan: Plan) -> None:
+    """Release upgrades' phases (backup, expand around the rollout, contract) run on the
+    local stack only: a plain rollout here would run the full schema sync (contract
+    included) under the old pods."""
+    if plan.upgrades:
+        what = ", ".join(f"{u.service} {u.before} -> {u.after} ({u.key})" for u in plan.upgrades)
+        raise KubeError(
+            f"the model moves services to another OpenStack release: {what}. Release "
+            "upgrades are rolled out on the local stack only (`saline apply` without "
+            "--target kubernetes); on Kubernetes they are not built yet"
+        )
 
 
 def _nowhere(node: str, key: str) -> tuple[str | None, str | None]:
