@@ -153,8 +153,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     first = items.index(users[0])
     others = [i for i in items if i not in users]
-    users.sort(key=lambda i: i.get_closest_marker(TAKES_THE_EXAMPLE_DOWN) is not None)
+    users.sort(key=_down_order)
     items[:] = others[:first] + users + others[first:]
+
+
+def _down_order(item: pytest.Item) -> int:
+    """0 for a user that leaves the stack up; else its marker's ``order`` (they run in
+    that order, last: each leaves the stack to the next as cheaply as it can)."""
+    marker = item.get_closest_marker(TAKES_THE_EXAMPLE_DOWN)
+    if marker is None:
+        return 0
+    return int(marker.kwargs.get("order", 1))
 
 
 def free_port() -> int:

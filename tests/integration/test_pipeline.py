@@ -40,7 +40,9 @@ def step(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-@pytest.mark.takes_the_example_down
+# First of the tests that take the shared stack down: it keeps the volumes (the next
+# `up` starts from them).
+@pytest.mark.takes_the_example_down(order=1)
 def test_the_pipeline_steps_on_two_commits(
     example_cloud: ExampleCloud, podman: Podman, tmp_path: Path
 ) -> None:

@@ -257,7 +257,9 @@ def test_stack_lifecycle(example_cloud: ExampleCloud, podman: Podman) -> None:
     assert "saline-e2e-marker" in openstack_cli(env, podman, "project", "list", "-f", "value")
 
 
-@pytest.mark.takes_the_example_down
+# Last of the tests that take the shared stack down: it needs nothing running (it
+# brings the stack up with podman-compose alone).
+@pytest.mark.takes_the_example_down(order=3)
 def test_the_compose_file_runs_with_plain_podman_compose(
     example_cloud: ExampleCloud, podman: Podman, tmp_path: Path
 ) -> None:
