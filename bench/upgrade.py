@@ -139,7 +139,7 @@ def main() -> None:
             rows.append(
                 under_clients(
                     env,
-                    "keystone value (restart, 2 instances)",
+                    "keystone value (reload, 2 instances)",
                     apply(env),
                 )
             )
