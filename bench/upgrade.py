@@ -76,7 +76,7 @@ def under_clients(env: dict[str, str], label: str, action: Callable[[], object])
     auth = admin_auth(rc)
     keystone = f"http://{PROXY}:5000/v3"
     writes = WriteLoop(keystone, auth, prefix=f"bench-{int(time.time())}")
-    images = ImageListLoop(f"http://{PROXY}:9292", keystone, auth)
+    images = ImageListLoop(f"http://{PROXY}:9292", auth_url=keystone, auth=auth)
     start = time.monotonic()
     with running(writes), running(images):
         action()

@@ -178,6 +178,8 @@ class ProbeLoop:
     url: str
     outcome: Outcome = field(default_factory=Outcome)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Seconds between two calls.
+    interval: float = 0.2
 
     def _get(self) -> None:
         status, _, body = http("GET", self.url, None)
@@ -190,29 +192,27 @@ class ProbeLoop:
                 try:
                     self._get()
                     break
-                except (OSError, AssertionError) as e:
+                except (OSError, AssertionError, KeyError) as e:
                     why = f"{type(e).__name__}: {e}"
                     (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
                     if attempt == 1:
                         time.sleep(RETRY_DELAY)
-            self.stop.wait(0.2)
+            self.stop.wait(self.interval)
 
 
 @dataclass
-class ImageListLoop:
+class ImageListLoop(ProbeLoop):
     """glance's image list through ``url`` (``http://HOST:9292``) every 0.3 s, with a
     token from keystone at ``auth_url`` (a new one each minute), each failure retried
-    once, :data:`RETRY_DELAY` later."""
+    once, :data:`RETRY_DELAY` later (:class:`ProbeLoop`'s loop)."""
 
-    url: str
-    auth_url: str
-    auth: dict[str, Any]
-    outcome: Outcome = field(default_factory=Outcome)
-    stop: threading.Event = field(default_factory=threading.Event)
+    interval: float = 0.3
+    auth_url: str = ""
+    auth: dict[str, Any] = field(default_factory=dict)
     token: str = ""
     token_time: float = 0.0
 
-    def _list(self) -> None:
+    def _get(self) -> None:
         if not self.token or time.monotonic() - self.token_time > 60:
             status, headers, body = http(
                 "POST", f"{self.auth_url}/auth/tokens", {"auth": self.auth}
@@ -223,17 +223,3 @@ class ImageListLoop:
         if status == 401:
             self.token = ""  # expired or revoked: a new one next time
         assert status == 200, f"HTTP {status}: {body[:200]!r}"
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.outcome.requests += 1
-            for attempt in (1, 2):
-                try:
-                    self._list()
-                    break
-                except (OSError, AssertionError, KeyError) as e:
-                    why = f"{type(e).__name__}: {e}"
-                    (self.outcome.raw if attempt == 1 else self.outcome.after_retry).append(why)
-                    if attempt == 1:
-                        time.sleep(RETRY_DELAY)
-            self.stop.wait(0.3)

@@ -80,7 +80,7 @@ def _upgrade_and_refuse_going_back(
     rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
     auth = admin_auth(rc)
     writes = WriteLoop(f"http://{PROXY}:5000/v3", auth, "upgrade")
-    images = ImageListLoop(f"http://{PROXY}:9292", f"http://{PROXY}:5000/v3", auth)
+    images = ImageListLoop(f"http://{PROXY}:9292", auth_url=f"http://{PROXY}:5000/v3", auth=auth)
     start = time.monotonic()
     with running(writes), running(images):
         applied = saline(env, "apply", "--yes")
