@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from saline.formulas import FormulaSet
 from saline.lifecycle.deploy import StalePlanError, check_plan_file, rollback_target
 from saline.lifecycle.plan import Current, make_plan
 from saline.lifecycle.records import RecordError, Records, read_plan, write_plan
+from saline.lifecycle.upgrade import UpgradeRecord
 from saline.release import release_text
 from tools import FORMULAS
 
@@ -116,3 +118,23 @@ def test_rollback_goes_to_the_release_before_the_current_one(tmp_path: Path) -> 
     assert rollback_target(records, second.id) == second.id
     with pytest.raises(RecordError, match="no release ffffffffffff was recorded"):
         rollback_target(records, "ffffffffffff")
+
+
+def test_upgrade_records_keep_the_last_phase_per_service_and_name_a_corrupt_line(
+    tmp_path: Path,
+) -> None:
+    records = Records(str(tmp_path / "stack"))
+    assert records.upgrades() == {}
+    expanded = UpgradeRecord("keystone", "zed", "2025.1", "r1", "expanded", "/b/r1-keystone.sql")
+    records.record_upgrade(expanded)
+    records.record_upgrade(replace(expanded, phase="contracted"))
+    records.record_upgrade(replace(expanded, service="glance-api"))
+    found = records.upgrades()
+    assert found["keystone"].phase == "contracted" and found["glance-api"].phase == "expanded"
+    with open(records.upgrades_file, "a") as fh:
+        fh.write('{"service": "keyst')  # a kill mid-write: ignored
+    assert records.upgrades() == found
+    with open(records.upgrades_file, "a") as fh:
+        fh.write("\n")
+    with pytest.raises(RecordError, match=r"upgrades\.jsonl:4: corrupt record"):
+        records.upgrades()

@@ -40,7 +40,7 @@ from .journal import Journal
 from .plan import Current, Plan, make_plan
 from .records import RecordError, Records, observe
 from .stack_runner import StackRunner
-from .upgrade import plan_upgrades, releases_running
+from .upgrade import described, plan_upgrades, releases_running
 
 JOURNAL = "journal.jsonl"
 
@@ -225,9 +225,9 @@ def _refuse_release_change(
     running = releases_running(current.release, current.digests, formulas, current.pillars)
     found = plan_upgrades(desired.release, running, formulas, desired.pillars, current.upgrades)
     if found:
-        what = ", ".join(f"{u.service} {u.before} -> {u.after} ({u.key})" for u in found)
         raise SalineError(
-            f"the model moves running services to another OpenStack release: {what}. "
+            f"the model moves running services to another OpenStack release: "
+            f"{described(found)}. "
             "`saline up` does not upgrade: `saline plan` shows the upgrade (a backup, the "
             "schema's expand and contract around the instances), `saline apply` rolls it out"
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +80,7 @@ class Journal:
         return journal
 
     def _append(self, entry: dict[str, Any]) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, entry)
 
     def record(self, index: int, phase: str, **detail: Any) -> None:
         assert phase in PHASES, phase
@@ -104,6 +99,18 @@ class Journal:
         )
         os.replace(self.path, target)
         return target
+
+
+def append_line(path: str, entry: Mapping[str, Any]) -> None:
+    """One JSON line appended to ``path`` (0600) and flushed to disk before this returns:
+    a record that a kill right after cannot lose (a kill during it leaves a last line
+    without its newline, which readers ignore)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _now() -> str:

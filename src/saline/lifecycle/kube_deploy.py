@@ -68,6 +68,7 @@ from .kube_plan import (
 )
 from .plan import Current, Plan, make_plan
 from .records import RecordError, Records, _write
+from .upgrade import described
 
 JOURNAL = "journal.jsonl"
 #: How long a wave may take to become healthy, by default (seconds): a cold image pull
@@ -249,9 +250,9 @@ def refuse_release_upgrades(plan: Plan) -> None:
     local stack only: a plain rollout here would run the full schema sync (contract
     included) under the old pods."""
     if plan.upgrades:
-        what = ", ".join(f"{u.service} {u.before} -> {u.after} ({u.key})" for u in plan.upgrades)
         raise KubeError(
-            f"the model moves services to another OpenStack release: {what}. Release "
+            "the model moves services to another OpenStack release: "
+            f"{described(plan.upgrades)}. Release "
             "upgrades are rolled out on the local stack only (`saline apply` without "
             "--target kubernetes); on Kubernetes they are not built yet"
         )

@@ -32,6 +32,7 @@ from ..runtime.podman import PodmanError
 from ..runtime.process import ToolMissingError
 from ..settings import Settings
 from ..stack import Stack, load_stack, reloaded
+from .journal import append_line
 from .plan import Current, Plan
 from .upgrade import UpgradeRecord
 
@@ -99,12 +100,7 @@ class Records:
         """Append an upgrade's phase (flushed before the next step starts)."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         line = {**record.as_dict(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        fd = os.open(self.upgrades_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.upgrades_file, line)
 
     @property
     def upgrades_file(self) -> str:

@@ -105,6 +105,11 @@ class UpgradeRecord:
         )
 
 
+def described(upgrades: Iterable[ReleaseUpgrade]) -> str:
+    """``keystone zed -> 2025.1 (keystone:server:version), ...``: for a message."""
+    return ", ".join(f"{u.service} {u.before} -> {u.after} ({u.key})" for u in upgrades)
+
+
 def releases_running(
     release: Release | None,
     keys: Iterable[str],
