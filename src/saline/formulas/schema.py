@@ -13,6 +13,10 @@ services (containers) the formula provides and their lifecycle:
   through one instance: what gates a rolling change), ``depends``;
 * ``capabilities`` the service's process needs beyond a container's defaults, and
   ``vrrp``: the service holds virtual addresses that move between nodes (keepalived);
+* what a host-level service needs of its node (:class:`Host`: nova-compute, libvirt,
+  the network agents, a Ceph OSD): ``privileged``, ``devices``, ``host_network``, an
+  ``init`` process, and folders ``shared`` with the node's other services (libvirt's
+  socket folder with nova-compute);
 * the **impact table** (``config_files``): for each config file, optionally per section
   or key, whether a change needs a ``restart``, a ``reload`` (how: ``reload``) or nothing
   (``none``). A file the table does not name, or a key it does not know, means restart.
@@ -219,6 +223,57 @@ class Vrrp(_Strict):
     instances: Annotated[str, Field(pattern=r"^[^:\s]+(:[^:\s]+)*$")]
 
 
+#: Where a shared folder's name comes from: a folder per node that several services of the
+#: node mount, like one host's folder (libvirt's sockets in /run/libvirt, which
+#: nova-compute talks to).
+_SHARED_NAME = r"^[a-z][a-z0-9-]*$"
+
+
+class Host(_Strict):
+    """What a service needs of its node beyond a container's defaults, for the services
+    that act on the host itself: a hypervisor (libvirt), its compute agent, the network
+    agents (bridges, namespaces, iptables), a storage daemon.
+
+    On compose every service already runs in its node's network namespace (the node
+    container's), so ``host_network`` is what it is there; on Kubernetes it is
+    ``hostNetwork``, which saline does not render yet (Kubernetes refuses such a
+    service, naming it)."""
+
+    #: Every device and capability of the machine (libvirt creating guests and taps,
+    #: the agents' namespaces, a Ceph OSD's block file): ``--privileged``.
+    privileged: bool = False
+    #: Device nodes the container gets when it is not privileged (``/dev/net/tun``).
+    devices: list[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_./-]+$")]] = []
+    #: It acts on its node's network (bridges, addresses, namespaces), not a
+    #: container's own.
+    host_network: bool = False
+    #: A minimal init as PID 1 that reaps orphans (libvirtd leaves zombies that hang
+    #: ``virsh define``: measured, ../shared/platform-notes.md).
+    init: bool = False
+    #: Folders of its node shared with the node's other services that name them too:
+    #: name -> absolute path in the container (``libvirt-run: /run/libvirt``). They
+    #: live as long as the node (kept across the container's restarts).
+    shared: dict[Annotated[str, Field(pattern=_SHARED_NAME)], str] = {}
+
+    @field_validator("shared")
+    @classmethod
+    def _absolute_shared(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, path in v.items():
+            if not path.startswith("/"):
+                raise ValueError(f"shared {name}: {path!r} is not an absolute path")
+        return v
+
+    @model_validator(mode="after")
+    def _devices_need_no_privilege(self) -> Host:
+        if self.privileged and self.devices:
+            raise ValueError("privileged already gives every device: drop devices, or privileged")
+        return self
+
+    def needs_host(self) -> bool:
+        """Whether it asks anything of its node (what a Kubernetes release refuses)."""
+        return self != Host()
+
+
 class BootstrapTask(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     states: list[str] = Field(min_length=1)
@@ -369,6 +424,8 @@ class Service(_Strict):
     cluster: Cluster | None = None
     #: The OpenStack releases it runs, and how it is upgraded from one to the next.
     releases: Releases | None = None
+    #: What it needs of its node (privileged, devices, host network, init, shared folders).
+    host: Host = Host()
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
@@ -403,6 +460,22 @@ class Service(_Strict):
                 f"vrrp needs capabilities {', '.join(VRRP_CAPABILITIES)} (missing: "
                 f"{', '.join(missing)}): adding addresses, VRRP and gratuitous ARP"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _privileged_has_every_capability(self) -> Service:
+        if self.host.privileged and self.capabilities:
+            raise ValueError(
+                "host: privileged already gives every capability: drop capabilities "
+                f"({', '.join(self.capabilities)}), or privileged"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_is_not_a_volume(self) -> Service:
+        for name, path in self.host.shared.items():
+            if path in self.volumes.values():
+                raise ValueError(f"host: shared {name} mounts {path}, which is a volume too")
         return self
 
     @model_validator(mode="after")

@@ -18,6 +18,12 @@ From the model and the formulas:
   keepalived's NET_ADMIN and NET_RAW act on the node's network namespace, so the virtual
   address it adds is the node's, as on a host. Virtual addresses (``vrrp``) are checked
   against the stack's network before anything starts (:mod:`saline.formulas.vrrp`);
+* what a host-level service needs of its node (formula ``host``): ``privileged``,
+  ``devices`` and ``init`` on its containers (its tasks' too: a task of nova-compute
+  talks to libvirt as the service does), and each ``shared`` folder as one named volume
+  per node (``NODE-NAME``) that every service of the node naming it mounts: libvirt's
+  socket folder is nova-compute's. ``host_network`` needs nothing more: every service
+  already runs in its node's network namespace;
 * named volumes for each service's data, **shared by the service's instances**
   (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), except a
   stateful service's (``stateful: true``: a Galera member's data), where each instance
@@ -457,6 +463,14 @@ def plan_stack(
                     "labels": {"saline.service": inst.name},
                 }
                 mounts.append(f"{volume}:{path}")
+            for sname, path in sorted(spec.host.shared.items()):
+                # One per node, whichever of its services names it first.
+                volume = f"{n.short}-{sname}"
+                volumes[volume] = {
+                    "name": f"{project}_{volume}",
+                    "labels": {"saline.node": n.name, "saline.shared": sname},
+                }
+                mounts.append(f"{volume}:{path}")
             labels = {"saline.node": n.name, "saline.service": inst.name}
 
             def container(
@@ -473,6 +487,13 @@ def plan_stack(
                     c["command"] = command
                 c["network_mode"] = f"service:{n.short}"
                 c["volumes"] = list(mounts)
+                host = inst.spec.host
+                if host.privileged:
+                    c["privileged"] = True
+                if host.devices:
+                    c["devices"] = [f"{d}:{d}" for d in host.devices]
+                if host.init:
+                    c["init"] = True
                 # Each instance its own link (apply moves one instance at a time), the
                 # tasks theirs (always the newest release).
                 link = inst.name if kind == "service" else "tasks"

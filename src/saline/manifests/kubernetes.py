@@ -74,7 +74,9 @@ should meet them. What becomes what, and why:
 * **Capabilities** a formula adds (``capabilities``) are the container's
   ``securityContext.capabilities.add``. A service that holds a **virtual address**
   (``vrrp``: keepalived) is refused with a :class:`ModelError` naming it: pods have no
-  such address, a Service is the equivalent.
+  such address, a Service is the equivalent. So is a service that needs its node
+  (formula ``host``: privileged, host network, devices, shared folders: libvirt,
+  nova-compute, the network agents), which needs a pod per node: not rendered yet.
 * **Labels**: ``app.kubernetes.io/name`` (the service), ``instance``
   (:attr:`KubeOptions.name`), ``component`` (``server``, ``bootstrap``), ``part-of``,
   ``managed-by: saline``, ``version`` (the image tag: a config change is not a new
@@ -468,6 +470,23 @@ def _check_alike(
         )
 
 
+def _host_needs(spec: Service) -> str:
+    """What a service asks of its node, in words (``privileged, shared /run/libvirt``)."""
+    host = spec.host
+    needs = [
+        word
+        for word, on in (
+            ("privileged", host.privileged),
+            ("host network", host.host_network),
+            ("init", host.init),
+        )
+        if on
+    ]
+    needs += [f"device {d}" for d in host.devices]
+    needs += [f"shared {path}" for path in host.shared.values()]
+    return ", ".join(needs)
+
+
 def _workloads(
     release: Release,
     pillars: Mapping[str, Mapping[str, Any]],
@@ -489,6 +508,15 @@ def _workloads(
                 "address, a Service is its equivalent. Run it on compose or on hosts; leave "
                 f"it out of a model for Kubernetes ({spec.pillar}:enabled: false, or not "
                 "in the nodes' applications)",
+                _location(locate, instances[0].node, f"{spec.pillar}:enabled"),
+            )
+        if spec.host.needs_host():
+            raise ModelError(
+                f"service {name} on {', '.join(i.node for i in instances)} needs its node "
+                f"itself ({_host_needs(spec)}): saline does not render host-level "
+                "services for Kubernetes yet (they need a pod on each node, with the "
+                "node's network and folders). Run them on compose or on hosts; leave "
+                f"them out of a model for Kubernetes ({spec.pillar}:enabled: false)",
                 _location(locate, instances[0].node, f"{spec.pillar}:enabled"),
             )
         if spec.cluster is not None:
