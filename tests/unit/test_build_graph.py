@@ -6,7 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from saline.build.graph import plan_images
+from saline.errors import FormulaError
 from saline.formulas import FormulaSet
 from saline.images import image_list
 from saline.model import load_model
@@ -59,6 +62,73 @@ def test_a_formula_with_two_services_rebuilds_both(tmp_path: Path) -> None:
     )
     after = tags(copy)
     assert {n for n in before if before[n] != after[n]} == {"memcached", "memcached-two"}
+
+
+def _with_common(copy: Path) -> None:
+    """memcached with a second service and a common layer holding the package both
+    install (as nova's services share python3-nova); each service adds its own."""
+    shutil.copytree(REPO / "formulas", copy)
+    root = copy / "memcached"
+    (root / "common.sls").write_text("memcached_common:\n  pkg.installed:\n    - name: memcached\n")
+    (root / "two.sls").write_text("two_tools:\n  pkg.installed:\n    - name: libmemcached-tools\n")
+    meta = root / "formula.yml"
+    text = meta.read_text()
+    second = text.split("services:\n", 1)[1].replace("  memcached:", "  memcached-two:", 1)
+    second = second.replace("install: [memcached.install]", "install: [memcached.two]")
+    assert "memcached.two" in second, "memcached's formula.yml changed: update this test"
+    text = text.replace("services:\n", "common: {install: [memcached.common]}\nservices:\n", 1)
+    meta.write_text(text + second)
+
+
+def test_a_formulas_services_share_its_common_layer(tmp_path: Path) -> None:
+    copy = tmp_path / "formulas"
+    _with_common(copy)
+    fs = FormulaSet([str(copy)])
+    specs = {s.name: s for s in plan_images(dict(fs.services), fixed_packages)}
+    names = list(specs)
+    assert names.index("salt") < names.index("memcached-common") < names.index("memcached")
+    common = specs["memcached-common"]
+    assert (common.kind, common.parent, common.repository()) == (
+        "common",
+        "salt",
+        "saline/memcached-common",
+    )
+    assert list(common.packages.versions()) == ["memcached"]
+    assert "ENTRYPOINT" not in common.generated["Containerfile"]
+    assert json.loads(common.generated["service.json"])["install"] == ["memcached.common"]
+    for name, own in (("memcached", "memcached"), ("memcached-two", "libmemcached-tools")):
+        assert specs[name].parent == "memcached-common"
+        # What it adds to the layer, and every package of the image for the record.
+        assert "memcached" in specs[name].all_packages.versions()
+        assert own in specs[name].all_packages.versions()
+    assert list(specs["memcached-two"].packages.versions()) == ["libmemcached-tools"]
+    # Other formulas' services still start from the Salt layer.
+    assert specs["keystone"].parent == "salt"
+    # A change to the common layer's states rebuilds the layer and every service on it.
+    before = tags(copy)
+    (copy / "memcached" / "common.sls").write_text(
+        (copy / "memcached" / "common.sls").read_text() + "# changed\n"
+    )
+    after = tags(copy)
+    assert {n for n in before if before[n] != after[n]} == {
+        "memcached-common",
+        "memcached",
+        "memcached-two",
+    }
+
+
+def test_a_service_named_like_a_common_layer_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "formulas"
+    _with_common(copy)
+    meta = copy / "memcached" / "formula.yml"
+    meta.write_text(meta.read_text().replace("  memcached-two:", "  memcached-common:"))
+    with pytest.raises(FormulaError, match="'memcached-common' has the name of the formula's"):
+        FormulaSet([str(copy)])
+    meta.write_text(meta.read_text().replace("[memcached.common]", "[memcached.nothing]"))
+    meta.write_text(meta.read_text().replace("  memcached-common:", "  memcached-two:"))
+    with pytest.raises(FormulaError, match=r"state 'memcached\.nothing' has no file") as caught:
+        FormulaSet([str(copy)])
+    assert caught.value.location is not None and caught.value.location.key == "common.install"
 
 
 def test_service_metadata_for_the_entrypoint() -> None:

@@ -168,7 +168,7 @@ class Builder:
             else:
                 os.makedirs(self.apt_cache, exist_ok=True)
                 volumes = [f"{self.apt_cache}:/var/cache/apt/archives"]
-            labels = spec.labels() if spec.kind == "service" else {}
+            labels = spec.labels() if spec.kind in ("service", "common") else {}
             done = self.podman.build(ctx, ref, volumes, labels=labels)
             if done.returncode != 0:
                 output = done.output
@@ -182,7 +182,7 @@ class Builder:
                 raise BuildError(
                     f"image {spec.name}: podman build failed (exit {done.returncode}):\n{tail}"
                 )
-            if spec.kind == "service":
+            if spec.kind in ("service", "common"):
                 self._verify(spec, ref)
 
     def _verify(self, spec: ImageSpec, ref: str) -> None:

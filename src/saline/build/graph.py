@@ -140,6 +140,18 @@ LABEL saline.image=salt
 
 # saline.pref holds every package the install brings in at its resolved version (the tag
 # says which); it goes once they are installed. packages.json: every package of the image.
+# A formula's common layer (formula.yml ``common``): its install states, the same way.
+COMMON_CONTAINERFILE = """\
+FROM {parent}
+COPY formula /srv/saline/formulas/{formula}
+COPY service.json packages.json /etc/saline/
+COPY saline.pref /etc/apt/preferences.d/saline.pref
+ENV DEBIAN_FRONTEND=noninteractive
+ARG SALINE_APT_CACHE=0
+RUN /usr/local/bin/saline-entrypoint install && rm /etc/apt/preferences.d/saline.pref
+LABEL saline.image={image} saline.formula={formula}
+"""
+
 SERVICE_CONTAINERFILE = """\
 FROM {parent}
 COPY formula /srv/saline/formulas/{formula}
@@ -191,7 +203,7 @@ class Recipe:
 
     #: A digest of everything but the versions; with them, it makes the tag.
     key: str
-    kind: str  # "base" | "service"
+    kind: str  # "base" | "common" | "service"
     image: str
     suites: Suites
     #: The packages asked for: the base's include list, a service's install states'.
@@ -208,8 +220,10 @@ Resolve = Callable[[Recipe], PackageSet]
 
 @dataclass(frozen=True)
 class ImageSpec:
-    name: str  # "base", "salt", or the service's name ("base-LABEL"... for other suites)
-    kind: str  # "base" | "salt" | "service"
+    #: "base", "salt", "FORMULA-common" or the service's name ("base-LABEL"... for other
+    #: suites)
+    name: str
+    kind: str  # "base" | "salt" | "common" | "service"
     tag: str
     parent: str | None  # name of the image it is built on
     #: Files of the build context: path in the context -> source path on this machine.
@@ -226,7 +240,7 @@ class ImageSpec:
     all_packages: PackageSet = field(default_factory=PackageSet)
 
     def repository(self) -> str:
-        image = self.name if self.kind == "service" else self.kind
+        image = self.name if self.kind in ("service", "common") else self.kind
         return f"saline/{image}"
 
     def ref(self, registry: str | None) -> str:
@@ -301,37 +315,79 @@ def plan_images(
         )
         layers[group] = (base, salt)
         out += [base, salt]
+
+    def installed(
+        kind: str,
+        name: str,
+        formula: Formula,
+        group: Suites,
+        parent: ImageSpec,
+        installs: list[str],
+        containerfile: str,
+        meta: str,
+    ) -> ImageSpec:
+        """An image of ``formula``'s files whose install states (``installs``) run on
+        ``parent``: a service's, or a formula's common layer."""
+        files = {f"formula/{rel}": os.path.join(formula.root, rel) for rel in formula.files()}
+        digest_parts = [f"{rel}={_file_sha(src)}" for rel, src in sorted(files.items())]
+        key = _sha(kind, RECIPE_VERSION, parent.tag, name, meta, containerfile, *digest_parts)
+        wanted = tuple(install_packages(formula.root, formula.name, installs))
+        below = parent.all_packages
+        own = resolve(Recipe(key, kind, name, group, wanted, below))
+        every = below.merged(own)
+        spec = ImageSpec(
+            name,
+            kind,
+            _sha(key, own.digest()),
+            parent.name,
+            files=files,
+            generated={
+                "Containerfile": containerfile,
+                "service.json": meta,
+                "packages.json": manifest(every),
+                "saline.pref": own.apt_pins(),
+            },
+            formula=formula.name,
+            suites=group,
+            recipe=key,
+            packages=own,
+            all_packages=every,
+        )
+        out.append(spec)
+        return spec
+
+    commons: dict[tuple[str, Suites], ImageSpec] = {}
     for name, (formula, svc) in sorted(services.items()):
         group = suites.get(name, Suites())
-        base, salt = layers[group]
-        files = {f"formula/{rel}": os.path.join(formula.root, rel) for rel in formula.files()}
-        meta = json.dumps(service_metadata(formula, name, svc), indent=2, sort_keys=True) + "\n"
-        containerfile = SERVICE_CONTAINERFILE.format(
-            parent="{parent}", formula=formula.name, service=name
-        )
-        digest_parts = [f"{rel}={_file_sha(src)}" for rel, src in sorted(files.items())]
-        key = _sha("service", RECIPE_VERSION, salt.tag, name, meta, containerfile, *digest_parts)
-        wanted = tuple(install_packages(formula.root, formula.name, svc.install))
-        own = resolve(Recipe(key, "service", name, group, wanted, base.all_packages))
-        every = base.all_packages.merged(own)
-        out.append(
-            ImageSpec(
-                name,
-                "service",
-                _sha(key, own.digest()),
-                salt.name,
-                files=files,
-                generated={
-                    "Containerfile": containerfile,
-                    "service.json": meta,
-                    "packages.json": manifest(every),
-                    "saline.pref": own.apt_pins(),
-                },
-                formula=formula.name,
-                suites=group,
-                recipe=key,
-                packages=own,
-                all_packages=every,
-            )
+        parent = layers[group][1]
+        common = formula.meta.common
+        if common is not None:
+            # The formula's common layer (built once, before its first service): the
+            # service starts from it.
+            if (formula.name, group) not in commons:
+                layer = formula.meta.common_image() + suffix[group]
+                about = {"service": layer, "formula": formula.name, "install": common.install}
+                commons[(formula.name, group)] = installed(
+                    "common",
+                    layer,
+                    formula,
+                    group,
+                    parent,
+                    common.install,
+                    COMMON_CONTAINERFILE.format(
+                        parent="{parent}", formula=formula.name, image=layer
+                    ),
+                    json.dumps(about, indent=2, sort_keys=True) + "\n",
+                )
+            parent = commons[(formula.name, group)]
+        installed(
+            "service",
+            name,
+            formula,
+            group,
+            parent,
+            svc.install,
+            SERVICE_CONTAINERFILE.format(parent="{parent}", formula=formula.name, service=name),
+            json.dumps(service_metadata(formula, name, svc), indent=2, sort_keys=True) + "\n",
         )
     return out

@@ -126,6 +126,10 @@ def _load_formula(base: str, folder: str, lines: LineFinder) -> Formula:
             f"name {meta.name!r} must be the folder's name {folder!r}",
             Location(shown, lines.line(path, ["name"]), key="name"),
         )
+    # Every state named must have its file: (states, where in formula.yml, key).
+    named: list[tuple[list[str], list[str], str]] = []
+    if meta.common is not None:
+        named.append((meta.common.install, ["common"], "common.install"))
     for sname, svc in meta.services.items():
         phases: list[tuple[str, list[str]]] = [
             ("install", svc.install),
@@ -134,18 +138,15 @@ def _load_formula(base: str, folder: str, lines: LineFinder) -> Formula:
         phases += [(f"bootstrap.{t.name}", t.states) for t in svc.bootstrap]
         if svc.releases is not None:
             phases += [(f"releases.{p}", st) for p, st in svc.releases.phases().items()]
-        for phase, states in phases:
-            for sls in states:
-                if not _sls_exists(base, sls):
-                    raise FormulaError(
-                        f"state {sls!r} has no file ({sls.replace('.', '/')}.sls or "
-                        f"{sls.replace('.', '/')}/init.sls under {os.path.relpath(base)})",
-                        Location(
-                            shown,
-                            lines.line(path, ["services", sname]),
-                            key=f"services.{sname}.{phase}",
-                        ),
-                    )
+        named += [(st, ["services", sname], f"services.{sname}.{p}") for p, st in phases]
+    for states, keys, key in named:
+        for sls in states:
+            if not _sls_exists(base, sls):
+                raise FormulaError(
+                    f"state {sls!r} has no file ({sls.replace('.', '/')}.sls or "
+                    f"{sls.replace('.', '/')}/init.sls under {os.path.relpath(base)})",
+                    Location(shown, lines.line(path, keys), key=key),
+                )
     return Formula(meta.name, os.path.join(base, folder), base, meta)
 
 
@@ -174,6 +175,13 @@ class FormulaSet:
                             f"service {sname!r} is provided by formulas {other!r} and {f.name!r}"
                         )
                     self.services[sname] = (f, svc)
+        for f in self.formulas.values():
+            layer = f.meta.common_image() if f.meta.common is not None else None
+            if layer in self.services:
+                raise FormulaError(
+                    f"service {layer!r} of formula {self.services[layer][0].name!r} has the "
+                    f"name of formula {f.name!r}'s common layer: rename it"
+                )
         for sname, (f, svc) in self.services.items():
             lists = [(f"services.{sname}.depends", svc.depends)]
             lists += [

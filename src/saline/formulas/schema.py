@@ -7,6 +7,8 @@ services (containers) the formula provides and their lifecycle:
   They see no pillar: no secrets, no deployment values, no service started.
 * ``configure``: states run when a container starts, or on a host: config files from
   the pillar.
+* ``common`` (the formula's, beside ``services``): install states every service image
+  of the formula shares, built once as a layer they start from;
 * ``bootstrap``: one-shot, idempotent tasks (databases, db sync, keys, endpoints), run as
   jobs before the service rolls out, never on every start.
 * ``command``, ``ports``, ``health`` (a process check), ``api_check`` (a real API call
@@ -520,10 +522,36 @@ class Service(_Strict):
         return v
 
 
+class Common(_Strict):
+    """What every service image of the formula installs, built once as a layer they all
+    start from (``FORMULA-common``): nova's api, conductor, scheduler and compute share
+    python3-nova and its hundreds of packages, which each image would otherwise install
+    (and store) again."""
+
+    install: list[str] = Field(min_length=1)
+
+    _v = field_validator("install")(_check_sls)
+
+
 class FormulaMeta(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     description: str = ""
+    #: The install states its service images share (a layer of their own).
+    common: Common | None = None
     services: dict[str, Service] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _common_is_no_service(self) -> FormulaMeta:
+        if self.common is not None and self.common_image() in self.services:
+            raise ValueError(
+                f"service {self.common_image()!r} has the name of the formula's common "
+                "layer: rename it"
+            )
+        return self
+
+    def common_image(self) -> str:
+        """The name of the layer its service images share."""
+        return f"{self.name}-common"
 
     @field_validator("services")
     @classmethod
