@@ -239,3 +239,47 @@ def test_the_rabbitmq_node_creates_the_admin_the_vhosts_task_uses(
     # The formula's ports (the Service's, the NetworkPolicy's) carry the API's.
     spec = FormulaSet([str(SHIPPED)]).services["rabbitmq"][1]
     assert {p.name: p.port for p in spec.ports} == {"amqp": 5672, "management": 15672}
+
+
+# -- libraries of shared files (formula.yml uses) ----------------------------------------
+
+
+def test_glance_registers_with_the_openstack_librarys_script() -> None:
+    """The register state imports the library's macro and manages its script: Salt finds
+    both through the formulas' file roots, on a host as in the image (which holds the
+    library, below)."""
+    files = _render(COMPOSE_EXAMPLE, "ctl01.openstack.local", ["glance.bootstrap.register"])
+    script = (SHIPPED / "openstack" / "files" / "register.py").read_text()
+    assert files == {"/usr/local/lib/saline/openstack-register.py": script}
+
+
+def test_an_image_holds_the_formulas_it_uses() -> None:
+    from saline.build.graph import plan_images
+    from tools import fixed_packages
+
+    fs = FormulaSet([str(SHIPPED)])
+    assert fs.formulas["glance"].uses == (fs.formulas["openstack"],)
+    assert fs.formulas["openstack"].meta.services == {}
+    specs = {s.name: s for s in plan_images(dict(fs.services), fixed_packages)}
+    glance = specs["glance-api"]
+    assert glance.files["uses/openstack/files/register.py"] == str(
+        SHIPPED / "openstack" / "files" / "register.py"
+    )
+    assert "COPY uses /srv/saline/formulas/\n" in glance.generated["Containerfile"]
+    # A formula that uses none holds only its own files.
+    assert not any(rel.startswith("uses/") for rel in specs["keystone"].files)
+    assert "COPY uses" not in specs["keystone"].generated["Containerfile"]
+
+
+def test_a_formula_that_uses_an_unknown_one_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "formulas"
+    shutil.copytree(SHIPPED, root)
+    meta = root / "glance" / "formula.yml"
+    meta.write_text(meta.read_text().replace("uses: [openstack]", "uses: [openstak]"))
+    with pytest.raises(FormulaError) as caught:
+        FormulaSet([str(root)])
+    assert "formula 'glance' uses formula 'openstak', which no formula folder holds" in str(
+        caught.value
+    )
+    assert caught.value.location is not None
+    assert caught.value.location.key == "uses" and caught.value.location.line == 4

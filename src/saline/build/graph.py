@@ -144,7 +144,7 @@ LABEL saline.image=salt
 COMMON_CONTAINERFILE = """\
 FROM {parent}
 COPY formula /srv/saline/formulas/{formula}
-COPY service.json packages.json /etc/saline/
+{uses}COPY service.json packages.json /etc/saline/
 COPY saline.pref /etc/apt/preferences.d/saline.pref
 ENV DEBIAN_FRONTEND=noninteractive
 ARG SALINE_APT_CACHE=0
@@ -155,7 +155,7 @@ LABEL saline.image={image} saline.formula={formula}
 SERVICE_CONTAINERFILE = """\
 FROM {parent}
 COPY formula /srv/saline/formulas/{formula}
-COPY service.json packages.json /etc/saline/
+{uses}COPY service.json packages.json /etc/saline/
 COPY saline.pref /etc/apt/preferences.d/saline.pref
 ENV DEBIAN_FRONTEND=noninteractive
 ARG SALINE_APT_CACHE=0
@@ -329,6 +329,10 @@ def plan_images(
         """An image of ``formula``'s files whose install states (``installs``) run on
         ``parent``: a service's, or a formula's common layer."""
         files = {f"formula/{rel}": os.path.join(formula.root, rel) for rel in formula.files()}
+        for used in formula.uses:
+            files |= {
+                f"uses/{used.name}/{rel}": os.path.join(used.root, rel) for rel in used.files()
+            }
         digest_parts = [f"{rel}={_file_sha(src)}" for rel, src in sorted(files.items())]
         key = _sha(kind, RECIPE_VERSION, parent.tag, name, meta, containerfile, *digest_parts)
         wanted = tuple(install_packages(formula.root, formula.name, installs))
@@ -360,6 +364,8 @@ def plan_images(
     for name, (formula, svc) in sorted(services.items()):
         group = suites.get(name, Suites())
         parent = layers[group][1]
+        # The formulas it uses, beside its own (the folders under `uses/` in the context).
+        uses = "COPY uses /srv/saline/formulas/\n" if formula.uses else ""
         common = formula.meta.common
         if common is not None:
             # The formula's common layer (built once, before its first service): the
@@ -375,7 +381,7 @@ def plan_images(
                     parent,
                     common.install,
                     COMMON_CONTAINERFILE.format(
-                        parent="{parent}", formula=formula.name, image=layer
+                        parent="{parent}", formula=formula.name, image=layer, uses=uses
                     ),
                     json.dumps(about, indent=2, sort_keys=True) + "\n",
                 )
@@ -387,7 +393,9 @@ def plan_images(
             group,
             parent,
             svc.install,
-            SERVICE_CONTAINERFILE.format(parent="{parent}", formula=formula.name, service=name),
+            SERVICE_CONTAINERFILE.format(
+                parent="{parent}", formula=formula.name, service=name, uses=uses
+            ),
             json.dumps(service_metadata(formula, name, svc), indent=2, sort_keys=True) + "\n",
         )
     return out

@@ -9,7 +9,7 @@ the ones shipped with saline: :data:`SHIPPED`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class Formula:
     root: str  # the formula's folder
     base: str  # the folder of formulas it is in (a Salt file root)
     meta: FormulaMeta
+    #: The formulas it uses (formula.yml ``uses``), whose files its images hold too.
+    uses: tuple[Formula, ...] = ()
 
     def files(self) -> list[str]:
         """Every file of the formula, relative to its folder, sorted (for digests)."""
@@ -166,15 +168,26 @@ class FormulaSet:
                     continue
                 if folder in self.formulas:
                     continue  # an earlier folder overrides a later one
-                f = _load_formula(base, folder, lines)
-                self.formulas[folder] = f
-                for sname, svc in f.meta.services.items():
-                    if sname in self.services:
-                        other = self.services[sname][0].name
-                        raise FormulaError(
-                            f"service {sname!r} is provided by formulas {other!r} and {f.name!r}"
-                        )
-                    self.services[sname] = (f, svc)
+                self.formulas[folder] = _load_formula(base, folder, lines)
+        for name, f in list(self.formulas.items()):
+            for used in f.meta.uses:
+                if used not in self.formulas or used == name:
+                    meta = os.path.join(f.root, META)
+                    raise FormulaError(
+                        f"formula {name!r} uses formula {used!r}, which "
+                        + ("is itself" if used == name else "no formula folder holds"),
+                        Location(os.path.relpath(meta), lines.line(meta, ["uses"]), key="uses"),
+                    )
+            if f.meta.uses:
+                self.formulas[name] = replace(f, uses=tuple(self.formulas[u] for u in f.meta.uses))
+        for f in self.formulas.values():
+            for sname, svc in f.meta.services.items():
+                if sname in self.services:
+                    other = self.services[sname][0].name
+                    raise FormulaError(
+                        f"service {sname!r} is provided by formulas {other!r} and {f.name!r}"
+                    )
+                self.services[sname] = (f, svc)
         for f in self.formulas.values():
             layer = f.meta.common_image() if f.meta.common is not None else None
             if layer in self.services:

@@ -8,7 +8,8 @@ services (containers) the formula provides and their lifecycle:
 * ``configure``: states run when a container starts, or on a host: config files from
   the pillar.
 * ``common`` (the formula's, beside ``services``): install states every service image
-  of the formula shares, built once as a layer they start from;
+  of the formula shares, built once as a layer they start from; ``uses``: other
+  formulas (libraries of shared files) its images hold too;
 * ``bootstrap``: one-shot, idempotent tasks (databases, db sync, keys, endpoints), run as
   jobs before the service rolls out, never on every start.
 * ``command``, ``ports``, ``health`` (a process check), ``api_check`` (a real API call
@@ -538,7 +539,12 @@ class FormulaMeta(_Strict):
     description: str = ""
     #: The install states its service images share (a layer of their own).
     common: Common | None = None
-    services: dict[str, Service] = Field(min_length=1)
+    #: Other formulas whose files its images hold too (``salt://openstack/files/...``):
+    #: a library of files several formulas share, such as the keystone registration
+    #: script every OpenStack service runs.
+    uses: list[Annotated[str, Field(pattern=_NAME.pattern)]] = []
+    #: None for a library (files for the formulas that use it).
+    services: dict[str, Service] = {}
 
     @model_validator(mode="after")
     def _common_is_no_service(self) -> FormulaMeta:

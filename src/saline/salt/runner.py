@@ -176,6 +176,10 @@ def _managed_files(
                 f"node {node}: template does not render: {_first(e)}",
                 Location(where, line, key=f"state {chunk['__id__']} ({chunk['__sls__']})"),
             ) from None
+        if not comment and not sfn and not chunk.get("template") and os.path.isfile(where):
+            # A plain file (no template): Salt only checks its hash, the file is its own
+            # content.
+            sfn = where
         if comment or not sfn:
             raise FormulaError(
                 f"node {node}: template does not render: {str(comment).strip()}",

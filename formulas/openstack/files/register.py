@@ -1,10 +1,13 @@
-"""Register glance in keystone, idempotently: its service user (admin in the service
-project), the image service and its public, internal and admin endpoints (an endpoint
-whose URL changed in the model is updated). Keystone's REST API through keystoneauth, in
-one process: the openstack CLI took about 2 s per call, 20 s in all.
+"""Register an OpenStack service in keystone, idempotently: its service user (admin in
+the service project), its service (type and name) and its public, internal and admin
+endpoints (an endpoint whose URL changed in the model is updated). Keystone's REST API
+through keystoneauth, in one process: the openstack CLI took about 2 s per call, 20 s
+in all.
 
-Everything comes from the environment (set by glance.bootstrap.register), so no secret
-is ever written to a file.
+Everything comes from the environment (set by the formula's register state, see
+openstack/register.jinja), so no secret is ever written to a file: SERVICE_USER,
+SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_TYPE, SERVICE_NAME, SERVICE_URL,
+SERVICE_REGION, and the admin's OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME.
 """
 
 import os
@@ -66,15 +69,15 @@ def one(kind, path, create, **query):
     return call("POST", path, {kind: create})[kind]
 
 
-user_name, project_name = env["GLANCE_USER"], env["GLANCE_PROJECT"]
+user_name, project_name = env["SERVICE_USER"], env["SERVICE_PROJECT"]
 user = one(
     "user",
     "/users",
-    {"name": user_name, "password": env["GLANCE_PASSWORD"], "domain_id": "default"},
+    {"name": user_name, "password": env["SERVICE_PASSWORD"], "domain_id": "default"},
     name=user_name,
     domain_id="default",
 )
-call("PATCH", f"/users/{user['id']}", {"user": {"password": env["GLANCE_PASSWORD"]}})
+call("PATCH", f"/users/{user['id']}", {"user": {"password": env["SERVICE_PASSWORD"]}})
 project = one(
     "project",
     "/projects",
@@ -84,7 +87,8 @@ project = one(
 )
 role = call("GET", "/roles", name="admin")["roles"][0]
 call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}")
-service = one("service", "/services", {"type": "image", "name": "glance"}, type="image")
+kind, name = env["SERVICE_TYPE"], env["SERVICE_NAME"]
+service = one("service", "/services", {"type": kind, "name": name}, type=kind)
 for interface in ("public", "internal", "admin"):
     endpoint = one(
         "endpoint",
@@ -92,12 +96,12 @@ for interface in ("public", "internal", "admin"):
         {
             "service_id": service["id"],
             "interface": interface,
-            "url": env["GLANCE_URL"],
-            "region_id": env["GLANCE_REGION"],
+            "url": env["SERVICE_URL"],
+            "region_id": env["SERVICE_REGION"],
         },
         service_id=service["id"],
         interface=interface,
     )
-    if endpoint["url"] != env["GLANCE_URL"]:
-        call("PATCH", f"/endpoints/{endpoint['id']}", {"endpoint": {"url": env["GLANCE_URL"]}})
-print("glance registered: user, role, service, 3 endpoints")
+    if endpoint["url"] != env["SERVICE_URL"]:
+        call("PATCH", f"/endpoints/{endpoint['id']}", {"endpoint": {"url": env["SERVICE_URL"]}})
+print(f"{name} registered: user {user_name}, role, service {kind}, 3 endpoints")
