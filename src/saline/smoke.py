@@ -3,10 +3,12 @@
 Against the admin credentials of ``saline openrc``, through the public endpoints:
 
 1. a token;
-2. the service catalog has public identity and image endpoints;
+2. the service catalog has a public endpoint of every service type the model's services
+   register (formula.yml ``endpoints``);
 3. a new project and user, given the member role, gets a token of its own;
 4. an image uploaded to glance becomes active and downloads back with the same checksums;
-5. everything created is deleted again (also when a check fails).
+5. placement, where the model runs it, lists its resource providers;
+6. everything created is deleted again (also when a check fails).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +85,13 @@ def _connect(env: dict[str, str], **override: str) -> Any:
     return openstack.connect(load_yaml_config=False, load_envvars=False, auth=auth, **settings)
 
 
-def run_smoke(env: dict[str, str], progress: Callable[[str], None]) -> SmokeReport:
+def run_smoke(
+    env: dict[str, str],
+    progress: Callable[[str], None],
+    catalog: Collection[str] = ("identity", "image"),
+) -> SmokeReport:
+    """The checks above; ``catalog``: the service types the model's services register
+    (:func:`saline.formulas.endpoint_types`), each of which must have a public endpoint."""
     report = SmokeReport()
 
     @contextmanager
@@ -113,7 +121,7 @@ def run_smoke(env: dict[str, str], progress: Callable[[str], None]) -> SmokeRepo
         with check("catalog") as d:
             access = conn.session.auth.get_access(conn.session)
             endpoints = access.service_catalog.get_endpoints(interface="public")
-            for kind in ("identity", "image"):
+            for kind in sorted(catalog):
                 if not endpoints.get(kind):
                     have = ", ".join(sorted(endpoints)) or "nothing"
                     raise SmokeError(
@@ -164,6 +172,10 @@ def run_smoke(env: dict[str, str], progress: Callable[[str], None]) -> SmokeRepo
                     "from the uploaded ones"
                 )
             d.append(f"{len(data)} bytes, active, same sha256 back")
+        if "placement" in catalog:
+            with check("placement") as d:
+                providers = list(conn.placement.resource_providers())
+                d.append(f"{len(providers)} resource providers")
     except SmokeError as failed:
         # Clean up anyway; the failed check is the message, a cleanup problem its tail.
         try:

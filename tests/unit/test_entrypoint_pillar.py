@@ -176,14 +176,23 @@ def test_no_formula_script_reads_the_pillar_file_itself(script: Path) -> None:
     assert "saline-entrypoint" not in text or "with-pillar" in text  # no pillar of its own
 
 
+def script_of(command: list[str]) -> Path:
+    """The formula script a runnable command runs (its arguments may follow it)."""
+    [script] = [Path(w) for w in command if w.endswith(".py")]
+    return script
+
+
 @pytest.mark.parametrize(
     "command",
-    [*(api_check(s) for s in ("keystone", "glance-api", "memcached")), vhosts_task()],
-    ids=lambda c: Path(c[-1]).parts[-3],
+    [
+        *(api_check(s) for s in ("keystone", "glance-api", "placement-api", "memcached")),
+        vhosts_task(),
+    ],
+    ids=lambda c: f"{script_of(c).parts[-3]}/{script_of(c).name}",
 )
 def test_the_checks_and_the_vhosts_task_read_the_pillar_on_stdin(command: list[str]) -> None:
     assert command[:2] == ["saline-entrypoint", "with-pillar"]
-    assert "json.load(sys.stdin)" in Path(command[-1]).read_text()
+    assert "json.load(sys.stdin)" in script_of(command).read_text()
 
 
 @pytest.fixture
@@ -305,7 +314,8 @@ def test_the_glance_check_gets_its_token_with_the_secret(
     )
     done = _run(api_check("glance-api"), {**env, **shim})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "image list" in done.stdout and "glance-s3cret" not in done.stdout
+    assert "/v2/images?limit=1: images (0 shown) with a token" in done.stdout
+    assert "glance-s3cret" not in done.stdout
 
 
 def test_the_memcached_check_reads_the_port_from_the_pillar(

@@ -468,7 +468,9 @@ def kube_logs(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _openrc(args: argparse.Namespace, ctx: Context) -> dict[str, str]:
+def _openrc(args: argparse.Namespace, ctx: Context) -> tuple[dict[str, str], list[str]]:
+    """The admin's OS_* variables, and the service types the model's services register."""
+    from ..formulas import endpoint_types
     from ..images import services_by_node
     from ..lifecycle.kube_deploy import openrc
 
@@ -476,13 +478,14 @@ def _openrc(args: argparse.Namespace, ctx: Context) -> dict[str, str]:
     formulas = ctx.formulas(model)
     services = services_by_node(model, formulas)
     pillars = {n: model.node(n).parameters for n, found in services.items() if found}
-    return openrc(kube_target(ctx, args, model.root), services, pillars)
+    catalog = endpoint_types(s for found in services.values() for s in found)
+    return openrc(kube_target(ctx, args, model.root), services, pillars), catalog
 
 
 def kube_openrc(args: argparse.Namespace, ctx: Context) -> int:
     from ..stack import openrc_text
 
-    env = _openrc(args, ctx)
+    env, _ = _openrc(args, ctx)
     if args.format == "json":
         ctx.emit(env, "json")
     else:
@@ -493,7 +496,8 @@ def kube_openrc(args: argparse.Namespace, ctx: Context) -> int:
 def kube_smoke(args: argparse.Namespace, ctx: Context) -> int:
     from ..smoke import run_smoke
 
-    report = run_smoke(_openrc(args, ctx), ctx.progress(args.format))
+    env, catalog = _openrc(args, ctx)
+    report = run_smoke(env, ctx.progress(args.format), catalog)
     if args.format == "json":
         ctx.emit(report.as_dict(), "json")
     else:

@@ -183,11 +183,13 @@ def cmd_openrc(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.settings.target == "kubernetes":
         return kube.kube_smoke(args, ctx)
+    from ..formulas import endpoint_types
     from ..smoke import run_smoke
     from ..stack import openrc
 
     stack, _ = _stack(ctx)
-    report = run_smoke(openrc(stack), ctx.progress(args.format))
+    catalog = endpoint_types(s for n in stack.plan.nodes for s in n.services)
+    report = run_smoke(openrc(stack), ctx.progress(args.format), catalog)
     if args.format == "json":
         ctx.emit(report.as_dict(), "json")
     else:

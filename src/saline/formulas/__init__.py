@@ -9,6 +9,7 @@ the ones shipped with saline: :data:`SHIPPED`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "Service",
     "ServiceInstance",
     "default_formula_dirs",
+    "endpoint_types",
 ]
 
 META = "formula.yml"
@@ -227,3 +229,9 @@ class FormulaSet:
                 if isinstance(section, dict) and section.get("enabled") is True:
                     out.append(ServiceInstance(node, sname, f, svc))
         return out
+
+
+def endpoint_types(instances: Iterable[ServiceInstance]) -> list[str]:
+    """The service types (``identity``, ``image``...) whose public endpoints these
+    service instances register in keystone's catalog (formula.yml ``endpoints``). Pure."""
+    return sorted({kind for inst in instances for kind in inst.spec.endpoints})

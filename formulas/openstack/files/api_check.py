@@ -1,9 +1,14 @@
-"""glance-api's API check (formula.yml `api_check`): a token from keystone (the pillar's
-auth URL, glance's own service user), then the image list from this instance itself;
+"""An OpenStack API's check (formula.yml `api_check`): a token from keystone (the
+pillar's auth URL, the service's own user), then a list from this instance itself;
 exit 0 when both succeed.
 
+    python3 openstack-api-check.py NAME PATH KEY
+    (glance-api /v2/images?limit=1 images; placement-api /resource_providers
+    resource_providers)
+
 Run in the instance's container. Standard library only. Credentials come from the pillar
-the container runs with: glance:server, its secrets merged, as JSON on stdin
+the container runs with: the service's pillar section (identity: auth_url, user,
+password, tenant; bind: address, port), its secrets merged, as JSON on stdin
 (`saline-entrypoint with-pillar glance:server`); nothing secret is printed.
 """
 
@@ -52,11 +57,15 @@ def token(identity):
         return resp.headers["X-Subject-Token"]
 
 
-def main():
+def main(argv):
+    if len(argv) != 4:
+        print("usage: openstack-api-check.py NAME PATH KEY (the pillar section on stdin)")
+        return 2
+    name, path, key = argv[1:]
     try:
         server = json.load(sys.stdin)
     except (OSError, ValueError) as e:
-        print(f"glance-api: no pillar: {e}")
+        print(f"{name}: no pillar: {e}")
         return 1
     identity = server["identity"]
     started = time.monotonic()
@@ -68,22 +77,22 @@ def main():
     except (OSError, ValueError, KeyError) as e:
         print(f"keystone at {identity['auth_url']}: no token: {type(e).__name__}: {e}")
         return 1
-    url = local_url(server["bind"]) + "/v2/images?limit=1"
+    url = local_url(server["bind"]) + path
     try:
         with urllib.request.urlopen(
             urllib.request.Request(url, headers={"X-Auth-Token": tok}), timeout=TIMEOUT
         ) as resp:
-            images = json.load(resp)["images"]
+            found = json.load(resp)[key]
     except urllib.error.HTTPError as e:
-        print(f"glance at {url}: HTTP {e.code} {e.reason}")
+        print(f"{name} at {url}: HTTP {e.code} {e.reason}")
         return 1
     except (OSError, ValueError, KeyError) as e:
-        print(f"glance at {url}: {type(e).__name__}: {e}")
+        print(f"{name} at {url}: {type(e).__name__}: {e}")
         return 1
     took = time.monotonic() - started
-    print(f"glance at {url}: image list ({len(images)} shown) with a token ({took:.2f} s)")
+    print(f"{name} at {url}: {key} ({len(found)} shown) with a token ({took:.2f} s)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
