@@ -330,7 +330,13 @@ def test_a_build_is_named_by_its_packages() -> None:
     assert recipe.cache_key(a) == recipe.cache_key(dict(reversed(a.items())))
     assert recipe.cache_key(a) != recipe.cache_key({**a, "busybox-static": "1:1.35.0-5"})
     assert recipe.KERNEL_PACKAGE.match("linux-image-6.1.0-57-amd64")
-    assert not recipe.KERNEL_PACKAGE.match("linux-image-amd64")
+    assert recipe.KERNEL_PACKAGE.match("linux-image-6.12.38+deb13-amd64")
+    for other in (
+        "linux-image-amd64",
+        "linux-image-6.1.0-57-amd64-dbg",
+        "linux-image-6.1.0-57-amd64-unsigned",
+    ):
+        assert not recipe.KERNEL_PACKAGE.match(other), other
 
 
 # -- apt download --------------------------------------------------------------------------

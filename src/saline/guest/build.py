@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ from .recipe import (
     module_name,
     root_disk,
 )
+
+#: The build's scratch folders in the cache folder, and when one is surely left over.
+WORK_PREFIX = "work-"
+STALE_WORK_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,8 @@ def _build(
         if name.endswith(".deb") and name not in keep:
             os.remove(os.path.join(deb_dir, name))
 
-    work = tempfile.mkdtemp(prefix="work-", dir=cache_dir)
+    _remove_stale_work(cache_dir)
+    work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=cache_dir)
     try:
         root = os.path.join(work, "root")
         for path in files.values():
@@ -200,6 +206,16 @@ def _build(
         progress(f"guest: built {folder}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_stale_work(cache_dir: str) -> None:
+    """Work folders a killed build left (an unpacked kernel: 400 MB). A build takes
+    seconds: one older than :data:`STALE_WORK_SECONDS` is no running build's."""
+    now = time.time()
+    for name in os.listdir(cache_dir):
+        path = os.path.join(cache_dir, name)
+        if name.startswith(WORK_PREFIX) and now - os.path.getmtime(path) > STALE_WORK_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _read(folder: str, cached: bool) -> Guest:

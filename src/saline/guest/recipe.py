@@ -59,8 +59,10 @@ DISK_LINE = re.compile(re.escape(DISK) + r" (vd[a-z]+) (\d+)")
 #: ``linux-image-6.1.*-amd64`` package) and a static busybox (nothing else in the guest).
 KERNEL_METAPACKAGE = "linux-image-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-#: The real kernel package's name, ``linux-image-RELEASE``, ``RELEASE`` ending ``-amd64``.
-KERNEL_PACKAGE = re.compile(r"^linux-image-(\d+\.\d+\.\d+-\d+-amd64)$")
+#: The real kernel package's name, ``linux-image-RELEASE``, ``RELEASE`` a version ending
+#: ``-amd64`` (``6.1.0-57-amd64`` on Debian 12, ``6.12.38+deb13-amd64`` on 13); not the
+#: ``-dbg`` or ``-unsigned`` packages.
+KERNEL_PACKAGE = re.compile(r"^linux-image-(\d+\.\d+[\w.+~-]*-amd64)$")
 #: The modules the guest loads, with their dependencies: the PCI transport of virtio
 #: (nova's disks and network cards under libvirt) and its network and block drivers.
 WANTED_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
