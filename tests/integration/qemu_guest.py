@@ -4,9 +4,12 @@ in a file, user networking with the guest's port 80 forwarded to 127.0.0.1, and 
 hot-attach a disk as libvirt does for a cinder volume.
 
 User networking (slirp) is ``restrict=on``: DHCP and the forwarded port work, and no
-packet of the guest's goes past QEMU (the metadata service is not there: the guest says
-``metadata unavailable``). Every wait is bounded; :meth:`QemuGuest.stop` ends QEMU by
-its pid.
+packet of the guest's goes past QEMU. A stand-in metadata service can be given: a command
+QEMU runs on this machine for each connection to 169.254.169.254:80 (``guestfwd``, its
+stdin and stdout the connection); the guest's network is then 169.254.169.0/24, so that
+the address is on its link (this user network gives no router under ``restrict=on``).
+Without one the guest says ``metadata unavailable``. Every wait is bounded;
+:meth:`QemuGuest.stop` ends QEMU by its pid.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -37,10 +41,17 @@ class QemuGuest:
     """One boot of the guest whose files are in ``folder`` (``saline guest build``),
     with its scratch files (console, QMP socket, a copy of the disk) in ``work``."""
 
-    def __init__(self, folder: str, work: Path, memory_mb: int = 256) -> None:
+    def __init__(
+        self,
+        folder: str,
+        work: Path,
+        memory_mb: int = 256,
+        metadata: list[str] | None = None,
+    ) -> None:
         self.folder = folder
         self.work = work
         self.memory_mb = memory_mb
+        self.metadata = metadata
         self.console = work / "console.log"
         self.qmp_path = work / "qmp.sock"
         self.port = free_port()
@@ -48,6 +59,17 @@ class QemuGuest:
         self.started = 0.0
         self._qmp: socket.socket | None = None
         self._qmp_file: Any = None
+
+    def netdev(self) -> str:
+        """QEMU's ``-netdev`` option (a comma in a value is written twice)."""
+        net = f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80"
+        if self.metadata is not None:
+            command = shlex.join(self.metadata).replace(",", ",,")
+            net += (
+                ",net=169.254.169.0/24,host=169.254.169.2,dns=169.254.169.3"
+                f",dhcpstart=169.254.169.15,guestfwd=tcp:169.254.169.254:80-cmd:{command}"
+            )
+        return net
 
     def argv(self) -> list[str]:
         disk = self.work / "disk.raw"
@@ -68,7 +90,7 @@ class QemuGuest:
             "-drive",
             f"file={disk},if=virtio,format=raw",
             "-netdev",
-            f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
+            self.netdev(),
             "-device",
             "virtio-net-pci,netdev=n0",
             "-qmp",

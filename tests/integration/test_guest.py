@@ -1,8 +1,9 @@
 """saline's guest for real: `saline guest build` from Debian's packages (saline's apt),
 and the guest booted by QEMU under TCG as nova boots it (direct kernel boot, a virtio disk
 and network card): it says it booted, takes an address by DHCP, serves its page through
-a port forwarded to 127.0.0.1, and reports a disk hot-attached through QMP, as a cinder
-volume attached by libvirt would be.
+a port forwarded to 127.0.0.1, reaches a stand-in metadata service (and does not wait for
+a silent one), and reports a disk hot-attached through QMP, as a cinder volume attached
+by libvirt would be. Nothing the guest sends leaves QEMU (tests/integration/qemu_guest.py).
 
 The build goes to saline's state folder as the command line resolves it, so a second run
 of the suite finds it built (by package versions); a rebuild from the same packages in a
@@ -31,6 +32,7 @@ from saline.guest import (
     BOOTED,
     DISK,
     DISK_LINE,
+    METADATA_OK,
     METADATA_UNAVAILABLE,
     PAGE_MARK,
     build_guest,
@@ -87,24 +89,30 @@ def test_the_guest_is_built_from_debian_packages(built: dict[str, Any], tmp_path
     assert build_guest(str(cache), os.path.join(settings.state_dir, "apt"), settings.debian).cached
 
 
+#: Stand-ins for the metadata service (run by QEMU on this machine, per connection): one
+#: that answers as nova's does (its list of versions), one that takes the connection and
+#: never answers (it ends when the guest gives up and closes it).
+METADATA_ANSWERS = ["printf", "HTTP/1.0 200 OK\\r\\n\\r\\n2012-08-10\\nlatest\\n"]
+METADATA_SILENT = ["sh", "-c", "cat > /dev/null"]
+
+
 def test_the_guest_boots_serves_and_sees_an_attached_disk(
     built: dict[str, Any], tmp_path: Path
 ) -> None:
     require_tools("qemu-system-x86_64")
-    with QemuGuest(built["folder"], tmp_path / "boot") as vm:
+    with QemuGuest(built["folder"], tmp_path / "boot", metadata=METADATA_ANSWERS) as vm:
         vm.wait_for(BOOTED, BOOT_TIMEOUT)
         booted = time.monotonic() - vm.started
         address = vm.wait_for(ADDRESS_LINE, STEP_TIMEOUT)
-        assert address[1].startswith("10.0.2.")  # QEMU's user network gave it
+        assert address[1].startswith("169.254.169.") and address[2] == "24"  # QEMU's DHCP
+        vm.wait_for(METADATA_OK, STEP_TIMEOUT)
         vda = vm.wait_for(DISK_LINE, STEP_TIMEOUT)
         assert vda.groups() == ("vda", str(DISK_SIZE))
-        # Nothing leaves QEMU (restrict=on): the metadata service is not there, and the
-        # guest says so instead of waiting for it.
-        vm.wait_for(METADATA_UNAVAILABLE, STEP_TIMEOUT)
 
         page = _get(f"http://127.0.0.1:{vm.port}/", STEP_TIMEOUT)
         assert PAGE_MARK in page and "hostname saline-guest" in page
 
+        # A volume, as libvirt attaches one: a raw file, hot-plugged as a virtio disk.
         volume = tmp_path / "volume.raw"
         with open(volume, "wb") as fh:
             fh.truncate(3 * 1024 * 1024)
@@ -112,6 +120,23 @@ def test_the_guest_boots_serves_and_sees_an_attached_disk(
         vdb = vm.wait_for(re.compile(re.escape(DISK) + r" vdb (\d+)"), STEP_TIMEOUT)
         assert vdb[1] == str(3 * 1024 * 1024)
     print(f"guest: booted (marker) {booted:.1f} s after qemu started")
+
+
+def test_a_silent_metadata_service_never_holds_the_boot_up(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """The metadata service takes the connection and never answers: the guest serves its
+    page and reports its disk all the same, and says the service is unavailable once its
+    time limit is over."""
+    require_tools("qemu-system-x86_64")
+    with QemuGuest(built["folder"], tmp_path / "boot", metadata=METADATA_SILENT) as vm:
+        vm.wait_for(ADDRESS_LINE, BOOT_TIMEOUT)
+        vm.wait_for(DISK_LINE, STEP_TIMEOUT)
+        assert PAGE_MARK in _get(f"http://127.0.0.1:{vm.port}/", STEP_TIMEOUT)
+        vm.wait_for(METADATA_UNAVAILABLE, STEP_TIMEOUT)
+        lines = [line.strip("\r") for line in vm.text().splitlines()]
+        assert lines.index(METADATA_UNAVAILABLE) > lines.index(f"{DISK} vda {DISK_SIZE}")
+        assert METADATA_OK not in lines
 
 
 def _get(url: str, timeout: float) -> str:
