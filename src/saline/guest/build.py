@@ -231,6 +231,8 @@ def _read(folder: str, cached: bool) -> Guest:
 
 def _copy(guest: Guest, out: str) -> Guest:
     """The guest's files and description copied into ``out``."""
+    if os.path.realpath(out) == os.path.realpath(guest.folder):
+        return guest
     os.makedirs(out, exist_ok=True)
     for path in [*guest.files.values(), guest.description_file]:
         shutil.copyfile(path, os.path.join(out, os.path.basename(path)))
