@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import SalineError
 from ..runtime.process import terminate_all
 from ..settings import Settings, resolve
-from . import day2, host, images, kube, model, render, stack
+from . import day2, guest, host, images, kube, model, render, stack
 from .common import Command, Context
 
 #: Exit codes scripts can rely on (docs/cli.md).
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     day2.register(sub)
     host.register(sub)
     images.register(sub)
+    guest.register(sub)
     stack.register(sub)
     kube.register(sub)
     return parser

@@ -26,6 +26,8 @@ from .process import CommandError, run
 UPDATE_TIMEOUT = 600.0
 #: One simulation or query (the first one of a folder builds apt's cache: a few seconds).
 QUERY_TIMEOUT = 300.0
+#: apt-get download of a few packages (a kernel is about 70 MB).
+DOWNLOAD_TIMEOUT = 900.0
 #: Debian's archive keys on any Debian machine (package debian-archive-keyring).
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -90,10 +92,10 @@ class AptArchive:
         """One folder per set of sources, under ``parent``."""
         return os.path.join(parent, hashlib.sha256("\n".join(sources).encode()).hexdigest()[:16])
 
-    def _run(self, argv: list[str], timeout: float, what: str) -> str:
+    def _run(self, argv: list[str], timeout: float, what: str, cwd: str | None = None) -> str:
         env = {**os.environ, "APT_CONFIG": self.config, "LC_ALL": "C"}
         try:
-            return run(argv, timeout=timeout, env=env).stdout
+            return run(argv, timeout=timeout, env=env, cwd=cwd).stdout
         except CommandError as e:
             lines = [x for x in (e.stderr or e.stdout or "").strip().splitlines() if x]
             why = "\n".join("  " + x for x in lines[-8:]) or "  (no output)"
@@ -166,6 +168,38 @@ class AptArchive:
             if key in set(wanted):
                 out[key] = block.strip()
         return out
+
+    def download(self, names: Iterable[str], dest: str) -> list[str]:
+        """Download the packages ``names`` (``NAME`` or ``NAME=VERSION``) into the folder
+        ``dest`` (created) with ``apt-get download``: the files apt checked against the
+        suites' signed lists, nothing installed. Their paths, in the order asked for."""
+        wanted = list(names)
+        if not wanted:
+            return []
+        os.makedirs(dest, exist_ok=True)
+        # As root, apt drops to its _apt user to download, who cannot write to a folder
+        # of root's: it warns and downloads as root all the same. Say so up front.
+        argv = ["apt-get", "-q", "download", *wanted]
+        if os.geteuid() == 0:
+            argv[1:1] = ["-o", "APT::Sandbox::User=root"]
+        self._run(argv, DOWNLOAD_TIMEOUT, f"download {' '.join(wanted)}", cwd=dest)
+        present = sorted(f for f in os.listdir(dest) if f.endswith(".deb"))
+        paths = []
+        for item in wanted:
+            name, _, version = item.partition("=")
+            prefix = f"{name}_{version.replace(':', '%3a')}_" if version else f"{name}_"
+            found = [f for f in present if f.startswith(prefix)]
+            if len(found) != 1:
+                what = "no file" if not found else f"{len(found)} files ({', '.join(found)})"
+                raise AptError(f"apt downloaded {item}, but {dest} has {what} for it")
+            paths.append(os.path.join(dest, found[0]))
+        return paths
+
+
+def deb_file_name(name: str, version: str, arch: str) -> str:
+    """The file name ``apt-get download`` gives a package: ``NAME_VERSION_ARCH.deb``, an
+    epoch's colon written ``%3a``. Pure."""
+    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
 def parse_madison(text: str) -> dict[str, list[tuple[str, str]]]:

@@ -58,6 +58,10 @@ PACKAGES: dict[str, str] = {
     "fuse-overlayfs": "fuse-overlayfs",
     "slirp4netns": "slirp4netns",
     "git": "git",
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "depmod": "kmod",
+    "qemu-system-x86_64": "qemu-system-x86",
 }
 
 
