@@ -117,12 +117,41 @@ def test_a_formulas_services_share_its_common_layer(tmp_path: Path) -> None:
     }
 
 
+def test_a_named_layer_sits_on_the_common_one_for_the_services_naming_it(
+    tmp_path: Path,
+) -> None:
+    copy = tmp_path / "formulas"
+    _with_common(copy)
+    root = copy / "memcached"
+    meta = root / "formula.yml"
+    (root / "tools.sls").write_text("tools:\n  pkg.installed:\n    - name: netcat-openbsd\n")
+    text = meta.read_text().replace(
+        "services:\n", "layers: {tools: {install: [memcached.tools]}}\nservices:\n", 1
+    )
+    meta.write_text(text.replace("  memcached-two:\n", "  memcached-two:\n    layer: tools\n"))
+    fs = FormulaSet([str(copy)])
+    specs = {s.name: s for s in plan_images(dict(fs.services), fixed_packages)}
+    names = list(specs)
+    assert names.index("memcached-common") < names.index("memcached-tools")
+    assert specs["memcached-tools"].parent == "memcached-common"
+    assert specs["memcached-two"].parent == "memcached-tools"
+    assert specs["memcached"].parent == "memcached-common"  # not on the named layer
+    assert list(specs["memcached-tools"].packages.versions()) == ["netcat-openbsd"]
+    assert {"memcached", "netcat-openbsd"} <= set(specs["memcached-two"].all_packages.versions())
+    # A layer the formula does not have is named.
+    meta.write_text(meta.read_text().replace("layer: tools", "layer: tool"))
+    with pytest.raises(FormulaError, match="layer 'tool' is not one of the formula's layers"):
+        FormulaSet([str(copy)])
+
+
 def test_a_service_named_like_a_common_layer_is_refused(tmp_path: Path) -> None:
     copy = tmp_path / "formulas"
     _with_common(copy)
     meta = copy / "memcached" / "formula.yml"
     meta.write_text(meta.read_text().replace("  memcached-two:", "  memcached-common:"))
-    with pytest.raises(FormulaError, match="'memcached-common' has the name of the formula's"):
+    with pytest.raises(
+        FormulaError, match="'memcached-common' has the name of one of the formula's layers"
+    ):
         FormulaSet([str(copy)])
     meta.write_text(meta.read_text().replace("[memcached.common]", "[memcached.nothing]"))
     meta.write_text(meta.read_text().replace("  memcached-common:", "  memcached-two:"))

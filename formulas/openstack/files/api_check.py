@@ -1,21 +1,26 @@
-"""An OpenStack API's check (formula.yml `api_check`): a token from keystone (the
-pillar's auth URL, the service's own user), then a list from this instance itself;
-exit 0 when both succeed.
+"""An OpenStack API's check (formula.yml `api_check`), two kinds, exit 0 when it passed:
 
     python3 openstack-api-check.py NAME PATH KEY
-    (glance-api /v2/images?limit=1 images; placement-api /resource_providers
-    resource_providers)
+        a token from keystone (the pillar's auth URL, the service's own user), then a list
+        from this instance itself (glance-api /v2/images?limit=1 images; placement-api
+        /resource_providers resource_providers);
+    python3 openstack-api-check.py --service BINARY
+        for a service that serves no HTTP: the API (the pillar's api_url) lists this host's
+        service BINARY as up and enabled (nova-conductor, nova-scheduler, nova-compute; a
+        neutron agent: alive), and for nova-compute its hypervisor as up too. That is what
+        a rolling change must wait for: nothing is sent to a service the API reports down.
 
 Run in the instance's container. Standard library only. Credentials come from the pillar
 the container runs with: the service's pillar section (identity: auth_url, user,
-password, tenant; bind: address, port), its secrets merged, as JSON on stdin
-(`saline-entrypoint with-pillar glance:server`); nothing secret is printed.
+password, tenant; bind: address, port; or api_url and host), its secrets merged, as JSON
+on stdin (`saline-entrypoint with-pillar glance:server`); nothing secret is printed.
 """
 
 import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 TIMEOUT = 20
@@ -57,17 +62,74 @@ def token(identity):
         return resp.headers["X-Subject-Token"]
 
 
-def main(argv):
-    if len(argv) != 4:
-        print("usage: openstack-api-check.py NAME PATH KEY (the pillar section on stdin)")
-        return 2
-    name, path, key = argv[1:]
+def get(url, tok, version=None):
+    headers = {"X-Auth-Token": tok}
+    if version:
+        headers["OpenStack-API-Version"] = version
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as r:
+        return json.load(r)
+
+
+def list_check(name, path, key, server, tok):
+    """The list at ``path`` of this instance."""
+    url = local_url(server["bind"]) + path
+    found = get(url, tok)[key]
+    return f"{name} at {url}: {key} ({len(found)} shown)"
+
+
+def service_check(binary, section, tok):
+    """This host's ``binary`` up in the API that knows it; None when it is not (printed)."""
+    api, host = section["api_url"].rstrip("/"), section["host"]
+    if binary.startswith("neutron-"):
+        query = urllib.parse.urlencode({"binary": binary, "host": host})
+        agents = get(f"{api}/v2.0/agents?{query}", tok)["agents"]
+        if not agents or not agents[0]["alive"] or not agents[0]["admin_state_up"]:
+            raise CheckFailed(f"{binary} on {host}: not alive in {api}'s agent list")
+        return f"{binary} on {host}: alive"
+    query = urllib.parse.urlencode({"binary": binary, "host": host})
+    services = get(f"{api}/os-services?{query}", tok, "compute 2.53")["services"]
+    if not services:
+        raise CheckFailed(f"{binary} on {host}: not known to the API at {api}")
+    service = services[0]
+    if service["state"] != "up" or service["status"] != "enabled":
+        raise CheckFailed(f"{binary} on {host}: {service['state']}, {service['status']}")
+    if binary != "nova-compute":
+        return f"{binary} on {host}: up and enabled"
+    query = urllib.parse.urlencode({"hypervisor_hostname_pattern": host})
     try:
-        server = json.load(sys.stdin)
+        found = get(f"{api}/os-hypervisors?{query}", tok, "compute 2.53")["hypervisors"]
+    except urllib.error.HTTPError as e:
+        if e.code != 404:  # 404: no hypervisor matches yet
+            raise
+        found = []
+    up = [h for h in found if h.get("state") == "up"]
+    if not up:
+        raise CheckFailed(f"{binary} on {host}: up, but no hypervisor {host} is up yet")
+    return f"{binary} on {host}: up and enabled, hypervisor {up[0]['hypervisor_hostname']} up"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--service":
+        name, run = argv[2], lambda section, tok: service_check(argv[2], section, tok)
+    elif len(argv) == 4:
+        name = argv[1]
+
+        def run(section, tok):
+            return list_check(name, argv[2], argv[3], section, tok)
+
+    else:
+        print("usage: openstack-api-check.py NAME PATH KEY | --service BINARY (pillar on stdin)")
+        return 2
+    try:
+        section = json.load(sys.stdin)
     except (OSError, ValueError) as e:
         print(f"{name}: no pillar: {e}")
         return 1
-    identity = server["identity"]
+    identity = section["identity"]
     started = time.monotonic()
     try:
         tok = token(identity)
@@ -77,20 +139,19 @@ def main(argv):
     except (OSError, ValueError, KeyError) as e:
         print(f"keystone at {identity['auth_url']}: no token: {type(e).__name__}: {e}")
         return 1
-    url = local_url(server["bind"]) + path
     try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers={"X-Auth-Token": tok}), timeout=TIMEOUT
-        ) as resp:
-            found = json.load(resp)[key]
+        done = run(section, tok)
+    except CheckFailed as e:
+        print(e)
+        return 1
     except urllib.error.HTTPError as e:
-        print(f"{name} at {url}: HTTP {e.code} {e.reason}")
+        print(f"{name}: HTTP {e.code} {e.reason} ({e.url})")
         return 1
     except (OSError, ValueError, KeyError) as e:
-        print(f"{name} at {url}: {type(e).__name__}: {e}")
+        print(f"{name}: {type(e).__name__}: {e}")
         return 1
     took = time.monotonic() - started
-    print(f"{name} at {url}: {key} ({len(found)} shown) with a token ({took:.2f} s)")
+    print(f"{done} with a token ({took:.2f} s)")
     return 0
 
 

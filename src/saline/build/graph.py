@@ -360,32 +360,38 @@ def plan_images(
         out.append(spec)
         return spec
 
-    commons: dict[tuple[str, Suites], ImageSpec] = {}
+    shared: dict[tuple[str, Suites], ImageSpec] = {}
     for name, (formula, svc) in sorted(services.items()):
         group = suites.get(name, Suites())
         parent = layers[group][1]
         # The formulas it uses, beside its own (the folders under `uses/` in the context).
         uses = "COPY uses /srv/saline/formulas/\n" if formula.uses else ""
-        common = formula.meta.common
-        if common is not None:
-            # The formula's common layer (built once, before its first service): the
-            # service starts from it.
-            if (formula.name, group) not in commons:
-                layer = formula.meta.common_image() + suffix[group]
-                about = {"service": layer, "formula": formula.name, "install": common.install}
-                commons[(formula.name, group)] = installed(
+        # The formula's shared layers, each built once before the first service on it:
+        # its common one, then the service's named one (on the common one).
+        chain = (
+            []
+            if formula.meta.common is None
+            else [(formula.meta.common_image(), formula.meta.common)]
+        )
+        if svc.layer is not None:
+            chain.append((formula.meta.layer_image(svc.layer), formula.meta.layers[svc.layer]))
+        for layer, spec in chain:
+            image = layer + suffix[group]
+            if (image, group) not in shared:
+                about = {"service": image, "formula": formula.name, "install": spec.install}
+                shared[(image, group)] = installed(
                     "common",
-                    layer,
+                    image,
                     formula,
                     group,
                     parent,
-                    common.install,
+                    spec.install,
                     COMMON_CONTAINERFILE.format(
-                        parent="{parent}", formula=formula.name, image=layer, uses=uses
+                        parent="{parent}", formula=formula.name, image=image, uses=uses
                     ),
                     json.dumps(about, indent=2, sort_keys=True) + "\n",
                 )
-            parent = commons[(formula.name, group)]
+            parent = shared[(image, group)]
         installed(
             "service",
             name,

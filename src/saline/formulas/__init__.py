@@ -134,6 +134,8 @@ def _load_formula(base: str, folder: str, lines: LineFinder) -> Formula:
     named: list[tuple[list[str], list[str], str]] = []
     if meta.common is not None:
         named.append((meta.common.install, ["common"], "common.install"))
+    for lname, layer in meta.layers.items():
+        named.append((layer.install, ["layers", lname], f"layers.{lname}.install"))
     for sname, svc in meta.services.items():
         phases: list[tuple[str, list[str]]] = [
             ("install", svc.install),
@@ -191,12 +193,12 @@ class FormulaSet:
                     )
                 self.services[sname] = (f, svc)
         for f in self.formulas.values():
-            layer = f.meta.common_image() if f.meta.common is not None else None
-            if layer in self.services:
-                raise FormulaError(
-                    f"service {layer!r} of formula {self.services[layer][0].name!r} has the "
-                    f"name of formula {f.name!r}'s common layer: rename it"
-                )
+            for layer in f.meta.layer_images():
+                if layer in self.services:
+                    raise FormulaError(
+                        f"service {layer!r} of formula {self.services[layer][0].name!r} has "
+                        f"the name of one of formula {f.name!r}'s layers: rename it"
+                    )
         for sname, (f, svc) in self.services.items():
             lists = [(f"services.{sname}.depends", svc.depends)]
             lists += [

@@ -429,6 +429,8 @@ class Service(_Strict):
     releases: Releases | None = None
     #: What it needs of its node (privileged, devices, host network, init, shared folders).
     host: Host = Host()
+    #: The formula's named layer (formula.yml ``layers``) its image starts from.
+    layer: Annotated[str, Field(pattern=_NAME.pattern)] | None = None
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)
@@ -539,6 +541,10 @@ class FormulaMeta(_Strict):
     description: str = ""
     #: The install states its service images share (a layer of their own).
     common: Common | None = None
+    #: Further shared layers, by name, for some of its services (``layer:``), built on
+    #: ``common``: nova-compute and nova-libvirt share QEMU and libvirt, which the API
+    #: services must not carry.
+    layers: dict[Annotated[str, Field(pattern=_NAME.pattern)], Common] = {}
     #: Other formulas whose files its images hold too (``salt://openstack/files/...``):
     #: a library of files several formulas share, such as the keystone registration
     #: script every OpenStack service runs.
@@ -547,17 +553,32 @@ class FormulaMeta(_Strict):
     services: dict[str, Service] = {}
 
     @model_validator(mode="after")
-    def _common_is_no_service(self) -> FormulaMeta:
-        if self.common is not None and self.common_image() in self.services:
-            raise ValueError(
-                f"service {self.common_image()!r} has the name of the formula's common "
-                "layer: rename it"
-            )
+    def _layers_are_no_services(self) -> FormulaMeta:
+        for layer in self.layer_images():
+            if layer in self.services:
+                raise ValueError(
+                    f"service {layer!r} has the name of one of the formula's layers: rename it"
+                )
+        for name, svc in self.services.items():
+            if svc.layer is not None and svc.layer not in self.layers:
+                raise ValueError(
+                    f"service {name}: layer {svc.layer!r} is not one of the formula's layers "
+                    f"({', '.join(self.layers) or 'none'})"
+                )
         return self
 
     def common_image(self) -> str:
         """The name of the layer its service images share."""
         return f"{self.name}-common"
+
+    def layer_image(self, layer: str) -> str:
+        """The name of one of its named layers' images."""
+        return f"{self.name}-{layer}"
+
+    def layer_images(self) -> list[str]:
+        """The names of every layer image it has."""
+        names = [self.common_image()] if self.common is not None else []
+        return names + [self.layer_image(n) for n in self.layers]
 
     @field_validator("services")
     @classmethod

@@ -1,0 +1,3 @@
+nova_conductor_packages:
+  pkg.installed:
+    - pkgs: [nova-conductor]

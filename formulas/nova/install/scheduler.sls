@@ -1,0 +1,3 @@
+nova_scheduler_packages:
+  pkg.installed:
+    - pkgs: [nova-scheduler]
