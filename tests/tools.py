@@ -141,6 +141,32 @@ def deployment(model_dir: Path | str, formula_dirs: list[str]) -> Deployment:
     )
 
 
+#: The example's roles that make it a cloud beyond identity and images: the classes under
+#: classes/cluster/openstack/cloud/ (a controller's, the database's and the proxy's share)
+#: and the nodes that only the cloud needs (their role classes).
+CLOUD_CLASSES = "classes/cluster/openstack/cloud"
+CLOUD_ROLES = ("cluster.openstack.compute",)
+
+
+def core_example(root: Path) -> Path:
+    """A copy of the example at ``root``/core (made once per folder) with identity and
+    images only: the cloud/ classes emptied, the compute node gone. What tests of
+    identity-and-image behaviour (and Kubernetes, which runs no compute yet) use."""
+    import yaml
+
+    target = root / "core"
+    if target.exists():
+        return target
+    shutil.copytree(EXAMPLE, target, symlinks=True)
+    for cls in sorted((target / CLOUD_CLASSES).glob("*.yml")):
+        cls.write_text("# emptied: the core profile (tests/tools.py)\nparameters: {}\n")
+    for node in sorted((target / "nodes").glob("*.yml")):
+        classes = yaml.safe_load(node.read_text()).get("classes", [])
+        if classes and all(c in CLOUD_ROLES for c in classes):
+            node.unlink()
+    return target
+
+
 @functools.cache
 def example() -> Deployment:
     """The example model (examples/openstack) with the shipped formulas."""

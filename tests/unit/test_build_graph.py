@@ -29,7 +29,17 @@ def test_order_and_parents() -> None:
     specs = plan_images(dict(fs.services), fixed_packages)
     assert [s.name for s in specs[:2]] == ["base", "salt"]
     assert specs[0].parent is None and specs[1].parent == "base"
-    assert all(s.parent == "salt" and s.kind == "service" for s in specs[2:])
+    # Each formula's own image starts from the Salt layer, or from its shared layers
+    # (nova's), which start from it.
+    by_name = {s.name: s for s in specs}
+    for s in specs[2:]:
+        parent = by_name[s.parent or ""]
+        assert parent.kind in ("salt", "common"), s.name
+        assert specs.index(parent) < specs.index(s)
+    layers = {s.name: s.parent for s in specs if s.kind == "common"}
+    assert layers == {"nova-common": "salt", "nova-hypervisor": "nova-common"}
+    assert by_name["nova-compute"].parent == by_name["nova-libvirt"].parent == "nova-hypervisor"
+    assert by_name["nova-api"].parent == "nova-common"
 
 
 def test_same_inputs_same_tags(tmp_path: Path) -> None:

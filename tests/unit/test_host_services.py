@@ -33,8 +33,9 @@ def test_a_service_asks_nothing_of_its_node_by_default() -> None:
     spec = Service.model_validate(service())
     assert spec.host == Host() and not spec.host.needs_host()
     shipped = FormulaSet([str(FORMULAS)])
-    # Today's shipped services run as plain containers.
-    assert [n for n, (_, s) in shipped.services.items() if s.host.needs_host()] == []
+    # Only the hypervisor and its compute agent ask anything of their node.
+    needs = sorted(n for n, (_, s) in shipped.services.items() if s.host.needs_host())
+    assert needs == ["nova-compute", "nova-libvirt"]
 
 
 def test_host_needs_are_checked() -> None:
@@ -62,7 +63,7 @@ def _formulas(tmp_path: Path) -> str:
     formulas = tmp_path / "formulas"
     shutil.copytree(FORMULAS, formulas)
     for name, host in (
-        ("keystone", "{privileged: true, shared: {run-x: /run/x}}"),
+        ("keystone", "{privileged: true, host_network: true, shared: {run-x: /run/x}}"),
         ("glance", "{devices: [/dev/net/tun], init: true, shared: {run-x: /run/x}}"),
     ):
         meta = formulas / name / "formula.yml"
@@ -82,6 +83,8 @@ def test_compose_gives_each_service_what_it_needs_and_one_shared_folder_per_node
     for node in ("ctl01", "ctl02"):
         keystone, glance = svc[f"keystone-{node}"], svc[f"glance-api-{node}"]
         assert keystone["privileged"] is True
+        # host_network: the node's name, as on the node itself.
+        assert keystone["hostname"] == node and "hostname" not in glance
         assert "devices" not in keystone and "init" not in keystone
         assert glance["devices"] == ["/dev/net/tun:/dev/net/tun"] and glance["init"] is True
         assert "privileged" not in glance

@@ -42,7 +42,7 @@ from saline.manifests.kubernetes import (
 )
 from saline.model import load_model
 from saline.model.secrets import secret_values
-from tools import EXAMPLE, FORMULAS, REPO, fixed_packages
+from tools import FORMULAS, REPO, core_example, fixed_packages
 
 KUBE = REPO / "examples" / "openstack-kubernetes"
 GOLDEN = REPO / "tests" / "data" / "golden" / "kubernetes"
@@ -542,10 +542,11 @@ def test_clients_in_the_model_are_admitted(tmp_path: Path) -> None:
 # -- the model's mistakes -----------------------------------------------------------------
 
 
-def test_replicas_default_to_the_nodes_that_run_the_service() -> None:
-    """The compose example runs keystone and glance-api on two controllers whose config
-    is the same: one Deployment with two replicas each."""
-    objects = manifests(EXAMPLE)
+def test_replicas_default_to_the_nodes_that_run_the_service(tmp_path: Path) -> None:
+    """The compose example (identity and images: Kubernetes runs no compute yet) runs
+    keystone and glance-api on two controllers whose config is the same: one Deployment
+    with two replicas each."""
+    objects = manifests(core_example(tmp_path))
     assert one(objects, "Deployment", "keystone")["spec"]["replicas"] == 2
     annotations = one(objects, "Deployment", "keystone")["metadata"]["annotations"]
     assert sorted(json.loads(annotations["saline/instances"])) == [
@@ -555,8 +556,7 @@ def test_replicas_default_to_the_nodes_that_run_the_service() -> None:
 
 
 def test_instances_of_one_service_must_have_the_same_config(tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(EXAMPLE, model)
+    model = core_example(tmp_path)
     node = model / "nodes/ctl02.openstack.local.yml"
     node.write_text(
         node.read_text() + "  keystone:\n    server:\n      tokens:\n        expiration: 7200\n"
@@ -576,8 +576,7 @@ def test_instances_of_one_service_must_have_the_same_config(tmp_path: Path) -> N
 
 
 def test_a_secret_that_differs_between_instances_is_not_shown(tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(EXAMPLE, model)
+    model = core_example(tmp_path)
     node = model / "nodes/ctl02.openstack.local.yml"
     node.write_text(
         node.read_text() + "  keystone:\n    server:\n      admin_password: other-secret-pw\n"

@@ -5,3 +5,11 @@
 nova_compute_packages:
   pkg.installed:
     - pkgs: [nova-compute, nova-compute-kvm]
+
+# nova-libvirt's command (formula.yml): no pillar in it.
+nova_libvirtd_script:
+  file.managed:
+    - name: /usr/local/lib/saline/nova-libvirtd.sh
+    - source: salt://nova/files/libvirtd.sh
+    - makedirs: true
+    - mode: "0755"

@@ -4,6 +4,10 @@
         a token from keystone (the pillar's auth URL, the service's own user), then a list
         from this instance itself (glance-api /v2/images?limit=1 images; placement-api
         /resource_providers resource_providers);
+    python3 openstack-api-check.py --get NAME PORT PATH STATUS
+        no token: this instance answers PATH on PORT with the HTTP status STATUS (nova's metadata
+        API lists its versions at /; the serial console proxy, a websocket server, answers
+        a plain GET with 405);
     python3 openstack-api-check.py --service BINARY
         for a service that serves no HTTP: the API (the pillar's api_url) lists this host's
         service BINARY as up and enabled (nova-conductor, nova-scheduler, nova-compute; a
@@ -112,7 +116,33 @@ class CheckFailed(Exception):
     pass
 
 
+def plain_get(name, port, path, status, section):
+    """This instance's answer to a GET of ``path`` on ``port`` without a token."""
+    url = local_url({**section["bind"], "port": port}) + path
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
+            code = resp.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError as e:
+        print(f"{name} at {url}: {type(e).__name__}: {e}")
+        return 1
+    if code != int(status):
+        print(f"{name} at {url}: HTTP {code}, not {status}")
+        return 1
+    print(f"{name} at {url}: HTTP {code} ({time.monotonic() - started:.2f} s)")
+    return 0
+
+
 def main(argv):
+    if len(argv) == 6 and argv[1] == "--get":
+        try:
+            section = json.load(sys.stdin)
+        except (OSError, ValueError) as e:
+            print(f"{argv[2]}: no pillar: {e}")
+            return 1
+        return plain_get(argv[2], argv[3], argv[4], argv[5], section)
     if len(argv) == 3 and argv[1] == "--service":
         name, run = argv[2], lambda section, tok: service_check(argv[2], section, tok)
     elif len(argv) == 4:
@@ -122,7 +152,10 @@ def main(argv):
             return list_check(name, argv[2], argv[3], section, tok)
 
     else:
-        print("usage: openstack-api-check.py NAME PATH KEY | --service BINARY (pillar on stdin)")
+        print(
+            "usage: openstack-api-check.py NAME PATH KEY | --get NAME PORT PATH STATUS | "
+            "--service BINARY (the pillar section on stdin)"
+        )
         return 2
     try:
         section = json.load(sys.stdin)

@@ -7,7 +7,8 @@ in all.
 Everything comes from the environment (set by the formula's register state, see
 openstack/register.jinja), so no secret is ever written to a file: SERVICE_USER,
 SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_TYPE, SERVICE_NAME, SERVICE_URL,
-SERVICE_REGION, and the admin's OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME.
+SERVICE_REGION, SERVICE_ROLES (roles besides admin, comma-separated, created if
+missing), and the admin's OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME.
 """
 
 import os
@@ -85,8 +86,10 @@ project = one(
     name=project_name,
     domain_id="default",
 )
-role = call("GET", "/roles", name="admin")["roles"][0]
-call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}")
+extra = [r for r in env.get("SERVICE_ROLES", "").split(",") if r]
+for role_name in ["admin", *extra]:
+    role = one("role", "/roles", {"name": role_name}, name=role_name)
+    call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}")
 kind, name = env["SERVICE_TYPE"], env["SERVICE_NAME"]
 service = one("service", "/services", {"type": kind, "name": name}, type=kind)
 for interface in ("public", "internal", "admin"):

@@ -22,8 +22,9 @@ From the model and the formulas:
   ``devices`` and ``init`` on its containers (its tasks' too: a task of nova-compute
   talks to libvirt as the service does), and each ``shared`` folder as one named volume
   per node (``NODE-NAME``) that every service of the node naming it mounts: libvirt's
-  socket folder is nova-compute's. ``host_network`` needs nothing more: every service
-  already runs in its node's network namespace;
+  socket folder is nova-compute's. ``host_network`` adds the node's host name (every
+  service already runs in its node's network namespace): libvirt names its hypervisor
+  by it, and a container joining another's network gets a random one;
 * named volumes for each service's data, **shared by the service's instances**
   (``SERVICE-VOLUME``: glance's file store is the same for every glance-api), except a
   stateful service's (``stateful: true``: a Galera member's data), where each instance
@@ -494,6 +495,10 @@ def plan_stack(
                     c["devices"] = [f"{d}:{d}" for d in host.devices]
                 if host.init:
                     c["init"] = True
+                if host.host_network:
+                    # Its node's name too, as on a host (a container joining another's
+                    # network gets a random one): libvirt names its hypervisor by it.
+                    c["hostname"] = n.short
                 # Each instance its own link (apply moves one instance at a time), the
                 # tasks theirs (always the newest release).
                 link = inst.name if kind == "service" else "tasks"
