@@ -8,11 +8,19 @@ Against the admin credentials of ``saline openrc``, through the public endpoints
 3. a new project and user, given the member role, gets a token of its own;
 4. an image uploaded to glance becomes active and downloads back with the same checksums;
 5. placement, where the model runs it, lists its resource providers;
-6. everything created is deleted again (also when a check fails).
+6. where the model runs nova (a ``compute`` endpoint), what a user of the cloud does
+   (:class:`Server`): saline's guest (:mod:`saline.guest`) uploaded as kernel, ramdisk
+   and machine images, a network with a router to the external network and a floating
+   address (where it runs neutron), a server booted and ACTIVE, its console log showing
+   the guest's own lines, the guest reached at its floating address (``reach``: from
+   where the external network is, the node holding its bridge), a volume attached
+   (where it runs cinder) and seen by the guest as a new disk;
+7. everything created is deleted again (also when a check fails).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -25,6 +33,13 @@ from typing import Any
 from .errors import SalineError
 
 IMAGE_BYTES = 1024 * 1024
+#: Bounds of the server checks: a boot under QEMU's TCG on 2 busy cores, a volume.
+ACTIVE_TIMEOUT = 300.0
+CONSOLE_TIMEOUT = 240.0
+VOLUME_TIMEOUT = 180.0
+DELETE_TIMEOUT = 120.0
+#: The smoke network's subnet (inside the cloud: a vxlan network, nothing leaves it).
+SMOKE_CIDR = "192.168.199.0/24"
 
 
 class SmokeError(SalineError):
@@ -85,13 +100,29 @@ def _connect(env: dict[str, str], **override: str) -> Any:
     return openstack.connect(load_yaml_config=False, load_envvars=False, auth=auth, **settings)
 
 
+@dataclass(frozen=True)
+class Server:
+    """What the server checks need beyond the credentials: the guest's files (kernel,
+    ramdisk, disk: :class:`saline.guest.Guest`'s ``files``, and its ``guest.json``), the
+    flavor, and how to reach an address of the external network (``reach(ip)``: a ping
+    and the guest's page from where that network is, returning what it saw; None: not
+    checked)."""
+
+    files: dict[str, str]
+    description: dict[str, Any]
+    flavor: str = "m1.tiny"
+    reach: Callable[[str], str] | None = None
+
+
 def run_smoke(
     env: dict[str, str],
     progress: Callable[[str], None],
     catalog: Collection[str] = ("identity", "image"),
+    server: Server | None = None,
 ) -> SmokeReport:
     """The checks above; ``catalog``: the service types the model's services register
-    (:func:`saline.formulas.endpoint_types`), each of which must have a public endpoint."""
+    (:func:`saline.formulas.endpoint_types`), each of which must have a public endpoint;
+    ``server``: what the server checks need (required where ``compute`` is)."""
     report = SmokeReport()
 
     @contextmanager
@@ -176,6 +207,10 @@ def run_smoke(
             with check("placement") as d:
                 providers = list(conn.placement.resource_providers())
                 d.append(f"{len(providers)} resource providers")
+        if "compute" in catalog:
+            if server is None:
+                raise SmokeError("smoke: the model runs nova, but no guest was given to boot")
+            _server_checks(conn, server, catalog, suffix, check, cleanup)
     except SmokeError as failed:
         # Clean up anyway; the failed check is the message, a cleanup problem its tail.
         try:
@@ -205,3 +240,203 @@ def _clean(
         took = time.monotonic() - start
         report.checks.append(Check("cleanup", took, f"deleted {len(cleanup)} resources"))
         progress(f"ok   cleanup ({took:.1f} s)")
+
+
+Checker = Callable[[str], Any]
+
+
+def _wait(what: str, ready: Callable[[], Any], timeout: float, step: float = 2.0) -> Any:
+    """``ready()``'s first true answer, polled every ``step`` s for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = ready()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise SmokeError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(step)
+
+
+def _server_checks(
+    conn: Any,
+    server: Server,
+    catalog: Collection[str],
+    suffix: str,
+    check: Callable[[str], Any],
+    cleanup: list[tuple[str, Callable[[], Any]]],
+) -> None:
+    """Steps 6 of the module's docstring, each a check; everything made is cleaned up."""
+    from .guest import ADDRESS_LINE, BOOTED, DISK_LINE, PAGE_MARK
+
+    name = f"saline-smoke-{suffix}"
+    images = server.description["images"]
+    with check("guest images") as d:
+        ids: dict[str, str] = {}
+        for role in ("kernel", "ramdisk", "disk"):
+            spec = images[role]
+            props = dict(spec.get("properties", {}))
+            props |= {prop: ids[other] for prop, other in spec.get("id_properties", {}).items()}
+            with open(server.files[role], "rb") as fh:
+                image = conn.image.create_image(
+                    name=f"{name}-{role}",
+                    data=fh.read(),
+                    disk_format=spec["disk_format"],
+                    container_format=spec["container_format"],
+                    wait=True,
+                    timeout=120,
+                    **props,
+                )
+            cleanup.append((f"image {role}", functools.partial(conn.image.delete_image, image)))
+            ids[role] = image.id
+        d.append(f"kernel, ramdisk and machine image ({server.description['kernel_release']})")
+    networks: list[dict[str, str]] = []
+    floating: Any = None
+    if "network" in catalog:
+        with check("network") as d:
+            external = next(iter(conn.network.networks(is_router_external=True)), None)
+            if external is None:
+                raise SmokeError(
+                    "smoke check 'network' failed: no external network (router:external)"
+                )
+            net = conn.network.create_network(name=name)
+            cleanup.append(("network", lambda: conn.network.delete_network(net)))
+            subnet = conn.network.create_subnet(
+                network_id=net.id, name=name, ip_version=4, cidr=SMOKE_CIDR
+            )
+            cleanup.append(("subnet", lambda: conn.network.delete_subnet(subnet)))
+            router = conn.network.create_router(
+                name=name, external_gateway_info={"network_id": external.id}
+            )
+            cleanup.append(("router", lambda: conn.network.delete_router(router)))
+            conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+            cleanup.append(
+                (
+                    "router interface",
+                    lambda: conn.network.remove_interface_from_router(router, subnet_id=subnet.id),
+                )
+            )
+            group = conn.network.create_security_group(name=name)
+            cleanup.append(("security group", lambda: conn.network.delete_security_group(group)))
+            for protocol, port in (("icmp", None), ("tcp", 80)):
+                conn.network.create_security_group_rule(
+                    security_group_id=group.id,
+                    direction="ingress",
+                    ethertype="IPv4",
+                    protocol=protocol,
+                    port_range_min=port,
+                    port_range_max=port,
+                )
+            floating = conn.network.create_ip(floating_network_id=external.id)
+            cleanup.append(("floating address", lambda: conn.network.delete_ip(floating)))
+            networks = [{"uuid": net.id}]
+            d.append(
+                f"{SMOKE_CIDR} routed to {external.name}, floating {floating.floating_ip_address}"
+            )
+    with check("server active") as d:
+        flavor = conn.compute.find_flavor(server.flavor, ignore_missing=False)
+        create: dict[str, Any] = {
+            "name": name,
+            "image_id": ids["disk"],
+            "flavor_id": flavor.id,
+            "networks": networks or "none",
+        }
+        if networks:
+            create["security_groups"] = [{"name": name}]
+        vm = conn.compute.create_server(**create)
+        cleanup.append(("server", lambda: _delete_server(conn, vm)))
+
+        def active() -> Any:
+            found = conn.compute.get_server(vm)
+            if found.status == "ERROR":
+                fault = (found.fault or {}).get("message", "no fault message")
+                raise SmokeError(f"smoke check 'server active' failed: server ERROR: {fault}")
+            return found if found.status == "ACTIVE" else None
+
+        vm = _wait("server ACTIVE", active, ACTIVE_TIMEOUT)
+        d.append(f"{vm.name} on {vm.hypervisor_hostname or 'its host'}")
+
+    def console() -> str:
+        return str(conn.compute.get_server_console_output(vm).get("output") or "")
+
+    with check("console") as d:
+        log = _wait(
+            "the guest's boot line in the console log",
+            lambda: BOOTED in console() and console(),
+            CONSOLE_TIMEOUT,
+        )
+        d.append(BOOTED)
+        if networks:
+            log = _wait(
+                "the guest's address line",
+                lambda: ADDRESS_LINE.search(console()) and console(),
+                CONSOLE_TIMEOUT,
+            )
+            found = ADDRESS_LINE.search(log)
+            assert found is not None
+            d.append(f"DHCP gave {found.group(1)}/{found.group(2)}")
+    if floating is not None:
+        with check("floating address") as d:
+            conn.compute.add_floating_ip_to_server(vm, floating.floating_ip_address)
+            reach = server.reach
+            if reach is None:
+                d.append(f"{floating.floating_ip_address} attached (reaching it: not asked)")
+            else:
+                seen = _wait(
+                    f"the guest's page at {floating.floating_ip_address}",
+                    lambda: PAGE_MARK in (got := _try(reach, floating.floating_ip_address)) and got,
+                    CONSOLE_TIMEOUT,
+                    step=3.0,
+                )
+                d.append(
+                    f"{floating.floating_ip_address} answers: {seen.strip().splitlines()[-1][:80]}"
+                )
+    if "volumev3" in catalog:
+        with check("volume attached") as d:
+            volume = conn.block_storage.create_volume(name=name, size=1)
+            cleanup.append(("volume", lambda: _delete_volume(conn, volume)))
+            _wait(
+                "volume available",
+                lambda: conn.block_storage.get_volume(volume).status == "available",
+                VOLUME_TIMEOUT,
+            )
+            conn.compute.create_volume_attachment(vm, volume_id=volume.id)
+            cleanup.append(("volume attachment", lambda: _detach(conn, vm, volume)))
+            _wait(
+                "volume in-use",
+                lambda: conn.block_storage.get_volume(volume).status == "in-use",
+                VOLUME_TIMEOUT,
+            )
+            disks = _wait(
+                "the guest's line for the new disk",
+                lambda: [m for m in DISK_LINE.finditer(console()) if m.group(1) != "vda"],
+                CONSOLE_TIMEOUT,
+            )
+            d.append(f"the guest sees {disks[0].group(1)} ({int(disks[0].group(2)) >> 20} MiB)")
+
+
+def _try(reach: Callable[[str], str], address: str) -> str:
+    """What ``reach`` saw, or '' when it failed (it is polled until it passes)."""
+    try:
+        return reach(address)
+    except SalineError:
+        return ""
+
+
+def _delete_server(conn: Any, vm: Any) -> None:
+    conn.compute.delete_server(vm)
+    conn.compute.wait_for_delete(vm, wait=int(DELETE_TIMEOUT))
+
+
+def _detach(conn: Any, vm: Any, volume: Any) -> None:
+    if conn.block_storage.get_volume(volume).status == "in-use":
+        conn.compute.delete_volume_attachment(volume.id, vm)
+        _wait(
+            "volume detached",
+            lambda: conn.block_storage.get_volume(volume).status == "available",
+            VOLUME_TIMEOUT,
+        )
+
+
+def _delete_volume(conn: Any, volume: Any) -> None:
+    conn.block_storage.delete_volume(volume)
+    conn.block_storage.wait_for_delete(volume, wait=int(DELETE_TIMEOUT))

@@ -666,6 +666,42 @@ def logs(stack: Stack, name: str, tail: int | None) -> str:
     return stack.redact(runner.logs(containers[name].name, tail))
 
 
+#: The service whose node holds the external network's bridge (neutron's L3 agent routes
+#: floating addresses there): where a floating address is reached from, as from a host.
+EXTERNAL_NETWORK_SERVICE = "neutron-l3-agent"
+#: What reaching an address runs on that node: the guest's page over HTTP (the node
+#: container is the base image: python3, no ping).
+_FETCH = (
+    "import sys, urllib.request; "
+    "print(urllib.request.urlopen('http://' + sys.argv[1] + '/', timeout=5).read().decode())"
+)
+
+
+def reach_from_network_node(stack: Stack) -> Callable[[str], str] | None:
+    """How ``saline smoke`` reaches an address of the external network: a GET of it from
+    the node container of the first node running :data:`EXTERNAL_NETWORK_SERVICE` (whose
+    network namespace holds the external bridge); None when no node runs it."""
+    node = next(
+        (
+            n
+            for n in stack.plan.nodes
+            if any(s.name == EXTERNAL_NETWORK_SERVICE for s in n.services)
+        ),
+        None,
+    )
+    if node is None:
+        return None
+    runner = stack.runner()
+
+    def reach(address: str) -> str:
+        container = runner.containers().get(node.short)
+        if container is None:
+            raise StackError(f"node {node.name} has no container: run `saline up`")
+        return runner.podman.exec(container.name, ["python3", "-c", _FETCH, address], timeout=30)
+
+    return reach
+
+
 def openrc(stack: Stack) -> dict[str, str]:
     """The OS_* variables every formula declares (``openrc:``), from its pillar, merged.
 

@@ -184,12 +184,20 @@ def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.settings.target == "kubernetes":
         return kube.kube_smoke(args, ctx)
     from ..formulas import endpoint_types
-    from ..smoke import run_smoke
-    from ..stack import openrc
+    from ..smoke import Server, run_smoke
+    from ..stack import openrc, reach_from_network_node
 
     stack, _ = _stack(ctx)
     catalog = endpoint_types(s for n in stack.plan.nodes for s in n.services)
-    report = run_smoke(openrc(stack), ctx.progress(args.format), catalog)
+    progress = ctx.progress(args.format)
+    server = None
+    if "compute" in catalog:
+        # The server it boots: saline's guest (built once, then from its cache).
+        from ..guest import guest_for
+
+        guest = guest_for(ctx.settings, progress=progress)
+        server = Server(guest.files, guest.description, reach=reach_from_network_node(stack))
+    report = run_smoke(openrc(stack), progress, catalog, server)
     if args.format == "json":
         ctx.emit(report.as_dict(), "json")
     else:
