@@ -294,7 +294,11 @@ def test_the_glance_check_gets_its_token_with_the_secret(
         if method == "POST" and path == "/v3/auth/tokens":
             if body["auth"]["identity"]["password"]["user"]["password"] != "glance-s3cret":
                 return 401, {}, None
-            return 201, {"X-Subject-Token": "tok"}, {"token": {}}
+            return (
+                201,
+                {"X-Subject-Token": "tok"},
+                {"token": {"project": {"id": "p1", "name": "service"}}},
+            )
         if path.startswith("/v2/images") and headers.get("X-Auth-Token") == "tok":
             return 200, {}, {"images": []}
         return 401, {}, None

@@ -3,7 +3,8 @@
     python3 openstack-api-check.py NAME PATH KEY
         a token from keystone (the pillar's auth URL, the service's own user), then a list
         from this instance itself (glance-api /v2/images?limit=1 images; placement-api
-        /resource_providers resource_providers);
+        /resource_providers resource_providers; {project_id} in PATH is the token's
+        project: cinder-api /v3/{project_id}/volumes volumes);
     python3 openstack-api-check.py --get NAME PORT PATH STATUS
         no token: this instance answers PATH on PORT with the HTTP status STATUS (nova's metadata
         API lists its versions at /; the serial console proxy, a websocket server, answers
@@ -63,7 +64,9 @@ def token(identity):
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
-        return resp.headers["X-Subject-Token"]
+        body = json.load(resp)
+        # The token, and its project for URLs that name it ({project_id}: cinder's).
+        return resp.headers["X-Subject-Token"], body["token"]["project"]["id"]
 
 
 def get(url, tok, version=None):
@@ -76,14 +79,19 @@ def get(url, tok, version=None):
 
 def list_check(name, path, key, server, tok):
     """The list at ``path`` of this instance."""
-    url = local_url(server["bind"]) + path
+    tok, project = tok
+    url = local_url(server["bind"]) + path.format(project_id=project)
     found = get(url, tok)[key]
     return f"{name} at {url}: {key} ({len(found)} shown)"
 
 
 def service_check(binary, section, tok):
-    """This host's ``binary`` up in the API that knows it; None when it is not (printed)."""
-    api, host = section["api_url"].rstrip("/"), section["host"]
+    """This host's ``binary`` up in the API that knows it (nova's or cinder's services, or
+    neutron's agents); else :class:`CheckFailed`."""
+    tok, project = tok
+    api = section["api_url"].rstrip("/").replace("%(project_id)s", project)
+    host = section["host"]
+    version = "compute 2.53" if binary.startswith("nova-") else None
     if binary.startswith("neutron-"):
         query = urllib.parse.urlencode({"binary": binary, "host": host})
         agents = get(f"{api}/v2.0/agents?{query}", tok)["agents"]
@@ -91,7 +99,7 @@ def service_check(binary, section, tok):
             raise CheckFailed(f"{binary} on {host}: not alive in {api}'s agent list")
         return f"{binary} on {host}: alive"
     query = urllib.parse.urlencode({"binary": binary, "host": host})
-    services = get(f"{api}/os-services?{query}", tok, "compute 2.53")["services"]
+    services = get(f"{api}/os-services?{query}", tok, version)["services"]
     if not services:
         raise CheckFailed(f"{binary} on {host}: not known to the API at {api}")
     service = services[0]
@@ -101,7 +109,7 @@ def service_check(binary, section, tok):
         return f"{binary} on {host}: up and enabled"
     query = urllib.parse.urlencode({"hypervisor_hostname_pattern": host})
     try:
-        found = get(f"{api}/os-hypervisors?{query}", tok, "compute 2.53")["hypervisors"]
+        found = get(f"{api}/os-hypervisors?{query}", tok, version)["hypervisors"]
     except urllib.error.HTTPError as e:
         if e.code != 404:  # 404: no hypervisor matches yet
             raise
