@@ -50,13 +50,14 @@ class BrokenImages:
         raise RuntimeError("HTTP 503: glance   is\n down")
 
 
-def fake_cloud(log: list[str]) -> Any:
-    catalog = SimpleNamespace(
-        get_endpoints=lambda interface: {
-            "identity": [{"url": "http://10.0.0.1:5000/v3"}],
-            "image": [{"url": "http://10.0.0.1:9292"}],
-        }
-    )
+def fake_cloud(log: list[str], more: tuple[str, ...] = ()) -> Any:
+    """A cloud whose catalog has identity, image and the ``more`` service types."""
+    endpoints = {
+        "identity": [{"url": "http://10.0.0.1:5000/v3"}],
+        "image": [{"url": "http://10.0.0.1:9292"}],
+        **{kind: [{"url": f"http://10.0.0.1/{kind}"}] for kind in more},
+    }
+    catalog = SimpleNamespace(get_endpoints=lambda interface: endpoints)
     session = SimpleNamespace(get_token=lambda: "tok")
     session.auth = SimpleNamespace(get_access=lambda s: SimpleNamespace(service_catalog=catalog))
     return SimpleNamespace(session=session, identity=FakeIdentity(log), image=BrokenImages())
@@ -115,3 +116,112 @@ def test_endpoint_overrides_reach_openstacksdk() -> None:
     assert conn.config.get_endpoint("identity") == "http://10.96.0.20:5000/v3"
     assert conn.config.get_endpoint("compute") is None
     assert smoke._connect(ENV).config.get_endpoint("image") is None
+
+
+class FakeImages:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.made: dict[str, Any] = {}
+
+    def create_image(self, **kw: Any) -> Any:
+        image = SimpleNamespace(id=f"i{len(self.made)}", status="active", **kw)
+        self.made[image.id] = image
+        self.log.append(f"upload {kw['disk_format']}")
+        return image
+
+    def get_image(self, image: Any) -> Any:
+        return image
+
+    def download_image(self, image: Any) -> Any:
+        return SimpleNamespace(content=image.data)
+
+    def delete_image(self, image: Any) -> None:
+        self.log.append(f"delete image {image.disk_format}")
+
+
+class FailingCompute:
+    """A server that nova puts in ERROR, with its fault."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def find_flavor(self, name: str, ignore_missing: bool) -> Any:
+        return SimpleNamespace(id="f1", name=name)
+
+    def create_server(self, **kw: Any) -> Any:
+        self.log.append(f"create server on networks {kw['networks']}")
+        return SimpleNamespace(id="s1", name=kw["name"], status="BUILD", fault=None)
+
+    def get_server(self, server: Any) -> Any:
+        fault = {"message": "No valid host was found. There are not enough hosts available."}
+        return SimpleNamespace(id="s1", name=server.name, status="ERROR", fault=fault)
+
+    def delete_server(self, server: Any) -> None:
+        self.log.append("delete server")
+
+    def wait_for_delete(self, server: Any, wait: int) -> None:
+        self.log.append("server gone")
+
+
+def test_a_server_that_fails_to_boot_is_reported_with_novas_fault(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import hashlib
+
+    log: list[str] = []
+    cloud = fake_cloud(log, ("compute",))
+    images = FakeImages(log)
+    # The image check's upload: checksum as glance computes it.
+    monkeypatch.setattr(
+        images,
+        "create_image",
+        lambda **kw: FakeImages.create_image(
+            images, checksum=hashlib.md5(kw["data"]).hexdigest(), **kw
+        ),
+    )
+    cloud.image, cloud.compute = images, FailingCompute(log)
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    files, described = {}, {"kernel_release": "6.1.0-1-amd64", "images": {}}
+    for role, fmt in (("kernel", "aki"), ("ramdisk", "ari"), ("disk", "ami")):
+        (tmp_path / role).write_bytes(role.encode())
+        files[role] = str(tmp_path / role)
+        described["images"][role] = {"disk_format": fmt, "container_format": fmt}
+    described["images"]["disk"]["id_properties"] = {"kernel_id": "kernel", "ramdisk_id": "ramdisk"}
+    server = smoke.Server(files, described)
+    with pytest.raises(SmokeError) as e:
+        run_smoke(ENV, lambda line: None, ("identity", "image", "compute"), server)
+    assert str(e.value) == (
+        "smoke check 'server active' failed: server ERROR: No valid host was found. "
+        "There are not enough hosts available."
+    )
+    # No network service: the server is booted without one; the machine image names its
+    # kernel and ramdisk; everything goes again, the server first.
+    assert "create server on networks none" in log
+    disk = images.made["i3"]
+    assert (disk.kernel_id, disk.ramdisk_id) == ("i1", "i2")
+    cleaned = [
+        "delete server",
+        "server gone",
+        "delete image ami",
+        "delete image ari",
+        "delete image aki",
+        "delete user",
+        "delete project",
+    ]
+    assert [line for line in log if line in cleaned] == cleaned
+
+
+def test_a_model_with_nova_needs_a_guest(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    cloud = fake_cloud(log, ("compute",))
+    cloud.image = FakeImages(log)
+    monkeypatch.setattr(
+        cloud.image,
+        "create_image",
+        lambda **kw: FakeImages.create_image(
+            cloud.image, checksum=__import__("hashlib").md5(kw["data"]).hexdigest(), **kw
+        ),
+    )
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    with pytest.raises(SmokeError, match="the model runs nova, but no guest was given"):
+        run_smoke(ENV, lambda line: None, ("identity", "image", "compute"))
