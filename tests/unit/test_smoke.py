@@ -181,13 +181,14 @@ def test_a_server_that_fails_to_boot_is_reported_with_novas_fault(
     )
     cloud.image, cloud.compute = images, FailingCompute(log)
     monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
-    files, described = {}, {"kernel_release": "6.1.0-1-amd64", "images": {}}
+    files: dict[str, str] = {}
+    formats: dict[str, dict[str, Any]] = {}
     for role, fmt in (("kernel", "aki"), ("ramdisk", "ari"), ("disk", "ami")):
         (tmp_path / role).write_bytes(role.encode())
         files[role] = str(tmp_path / role)
-        described["images"][role] = {"disk_format": fmt, "container_format": fmt}
-    described["images"]["disk"]["id_properties"] = {"kernel_id": "kernel", "ramdisk_id": "ramdisk"}
-    server = smoke.Server(files, described)
+        formats[role] = {"disk_format": fmt, "container_format": fmt}
+    formats["disk"]["id_properties"] = {"kernel_id": "kernel", "ramdisk_id": "ramdisk"}
+    server = smoke.Server(files, {"kernel_release": "6.1.0-1-amd64", "images": formats})
     with pytest.raises(SmokeError) as e:
         run_smoke(ENV, lambda line: None, ("identity", "image", "compute"), server)
     assert str(e.value) == (
