@@ -33,6 +33,8 @@ from typing import Any
 from .errors import SalineError
 
 IMAGE_BYTES = 1024 * 1024
+#: How long a public endpoint may answer 5xx (or nothing) after `saline up`.
+ENDPOINT_TIMEOUT = 120.0
 #: Bounds of the server checks: a boot under QEMU's TCG on 2 busy cores, a volume.
 ACTIVE_TIMEOUT = 300.0
 CONSOLE_TIMEOUT = 240.0
@@ -159,6 +161,15 @@ def run_smoke(
                         f"smoke check 'catalog' failed: no public {kind} endpoint (has {have})"
                     )
                 d.append(f"{kind} {endpoints[kind][0]['url']}")
+            # Each answers (a balancer marks a new backend up seconds after it is healthy:
+            # until then it says 503, and the clients' version discovery fails).
+            for kind in sorted(catalog):
+                url = endpoints[kind][0]["url"].split("%(")[0]
+                _wait(
+                    f"the {kind} endpoint {url}",
+                    functools.partial(_answers, conn, url),
+                    ENDPOINT_TIMEOUT,
+                )
         with check("project and user") as d:
             project = conn.identity.create_project(
                 name=f"saline-smoke-{suffix}", domain_id="default"
@@ -412,6 +423,15 @@ def _server_checks(
                 CONSOLE_TIMEOUT,
             )
             d.append(f"the guest sees {disks[0].group(1)} ({int(disks[0].group(2)) >> 20} MiB)")
+
+
+def _answers(conn: Any, url: str) -> bool:
+    """Whether ``url`` answers without a server error (no token: any 2xx-4xx will do)."""
+    try:
+        resp = conn.session.get(url, authenticated=False, raise_exc=False, timeout=10)
+    except Exception:  # refused, reset, timed out: not yet
+        return False
+    return int(resp.status_code) < 500
 
 
 def _try(reach: Callable[[str], str], address: str) -> str:

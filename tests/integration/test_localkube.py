@@ -139,8 +139,12 @@ def manifests(namespace: str, image: str) -> dict[str, Any]:
 
 
 def probe_job(namespace: str, image: str, address: str, requests: int) -> dict[str, Any]:
-    """A Job asking ``address`` ``requests`` times (wget fails the Job on any error)."""
-    loop = f"for i in $(seq 1 {requests}); do wget -q -O - http://{address}/ || exit 1; done"
+    """A Job asking ``address`` ``requests`` times, 0.3 s apart (wget fails the Job on any
+    error): spread over seconds, so a rule kube-proxy writes a moment late still counts."""
+    loop = (
+        f"for i in $(seq 1 {requests}); do wget -q -O - http://{address}/ || exit 1; "
+        "sleep 0.3; done"
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -183,6 +187,33 @@ def test_a_deployment_from_the_registry_a_service_and_a_job(
         service_ip = kubectl(
             kube_cluster, "-n", ns, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"
         )
+
+        # Both replicas in the Service's endpoints first: a rollout is complete when the
+        # pods are ready, the endpoints controller and kube-proxy follow (seen here: every
+        # request answered by one replica on a busy machine).
+        def ready_endpoints() -> int:
+            found = kubectl(
+                kube_cluster,
+                "-n",
+                ns,
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "json",
+            )
+            return sum(
+                1
+                for eps in json.loads(found)["items"]
+                for e in eps.get("endpoints") or []
+                if (e.get("conditions") or {}).get("ready")
+            )
+
+        deadline = time.monotonic() + 60
+        while ready_endpoints() < 2:
+            assert time.monotonic() < deadline, "the Service's endpoints: not 2 ready in 60 s"
+            time.sleep(1)
         job = probe_job(ns, web_image, f"{service_ip}:80", requests=20)
         kubectl(kube_cluster, "apply", "-f", "-", stdin=json.dumps(job))
         kubectl(

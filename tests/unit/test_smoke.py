@@ -4,6 +4,7 @@ tests/integration/test_stack.py."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,7 +59,10 @@ def fake_cloud(log: list[str], more: tuple[str, ...] = ()) -> Any:
         **{kind: [{"url": f"http://10.0.0.1/{kind}"}] for kind in more},
     }
     catalog = SimpleNamespace(get_endpoints=lambda interface: endpoints)
-    session = SimpleNamespace(get_token=lambda: "tok")
+    # Every endpoint answers (the catalog check asks each, without a token).
+    session = SimpleNamespace(
+        get_token=lambda: "tok", get=lambda url, **kw: SimpleNamespace(status_code=300)
+    )
     session.auth = SimpleNamespace(get_access=lambda s: SimpleNamespace(service_catalog=catalog))
     return SimpleNamespace(session=session, identity=FakeIdentity(log), image=BrokenImages())
 
@@ -226,3 +230,25 @@ def test_a_model_with_nova_needs_a_guest(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
     with pytest.raises(SmokeError, match="the model runs nova, but no guest was given"):
         run_smoke(ENV, lambda line: None, ("identity", "image", "compute"))
+
+
+def test_the_catalog_check_waits_until_each_endpoint_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A balancer says 503 for a few seconds after a backend is healthy: the check waits
+    (bounded) until each endpoint answers, and names the one that never does."""
+    cloud = fake_cloud([])
+    answers = {"http://10.0.0.1:5000/v3": [503, 503, 300], "http://10.0.0.1:9292": [503] * 99}
+    asked: list[str] = []
+
+    def get(url: str, **kw: Any) -> Any:
+        asked.append(url)
+        return SimpleNamespace(status_code=answers[url].pop(0))
+
+    cloud.session.get = get
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "ENDPOINT_TIMEOUT", 0.05)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    with pytest.raises(SmokeError, match=r"the image endpoint http://10.0.0.1:9292: not within"):
+        run_smoke(ENV, lambda line: None)
+    assert asked.count("http://10.0.0.1:5000/v3") == 3
