@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ import pytest
 if TYPE_CHECKING:
     from saline.build.graph import Recipe
     from saline.build.packages import PackageSet
+    from saline.formulas import ServiceInstance
     from saline.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,11 +93,15 @@ class Deployment:
     tasks: tuple[str, ...]
     #: The services that several nodes run (replicas), sorted.
     replicated: tuple[str, ...] = ()
+    #: The formulas' shared layers the services start from (formula.yml common and
+    #: layers: ``nova-common``...), sorted.
+    layers: tuple[str, ...] = ()
 
     @property
     def images(self) -> tuple[str, ...]:
-        """Every image, in build order: the base, the Salt layer, one per service."""
-        return ("base", "salt", *self.services)
+        """Every image: the base, the Salt layer, the formulas' shared layers, one per
+        service."""
+        return ("base", "salt", *self.layers, *self.services)
 
 
 def deployment(model_dir: Path | str, formula_dirs: list[str]) -> Deployment:
@@ -138,7 +144,20 @@ def deployment(model_dir: Path | str, formula_dirs: list[str]) -> Deployment:
         instances=tuple(sorted(instances)),
         tasks=tuple(sorted(tasks)),
         replicated=tuple(sorted(s for s, count in runs.items() if count > 1)),
+        layers=tuple(sorted(_layers(s for found in per_node.values() for s in found))),
     )
+
+
+def _layers(instances: Iterable[ServiceInstance]) -> set[str]:
+    """The shared layer images (formula.yml common and layers) these services start from."""
+    out = set()
+    for s in instances:
+        meta = s.formula.meta
+        if meta.common is not None:
+            out.add(meta.common_image())
+        if s.spec.layer is not None:
+            out.add(meta.layer_image(s.spec.layer))
+    return out
 
 
 #: The example's roles that make it a cloud beyond identity and images: the classes under

@@ -14,7 +14,8 @@ nova_flavors:
   cmd.run:
     - name: python3 /usr/local/lib/saline/nova-flavors.py
     - env:
-      - FLAVORS: {{ server.get('flavors', {}) | json | yaml_encode }}
+      # JSON in a YAML string (yaml_encode cannot take json's Markup).
+      - FLAVORS: '{{ server.get('flavors', {}) | json | replace("'", "''") }}'
       - OS_AUTH_URL: {{ identity['auth_url'] | yaml_encode }}
       - OS_USERNAME: {{ identity['admin_user'] | yaml_encode }}
       - OS_PASSWORD: {{ identity['admin_password'] | yaml_encode }}
