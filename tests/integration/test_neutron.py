@@ -9,10 +9,11 @@ its own (10.62.0.0/24), through the API with openstacksdk, as a user would:
   `public` and an interface on the tenant subnet;
 * the DHCP port goes ACTIVE and dnsmasq runs in the network's qdhcp namespace; the
   router's gateway address (172.24.4.x) answers ping from cmp01's network namespace (a
-  `podman exec` in its node container); a floating address is allocated;
+  `podman exec` in its node container); the metadata agent answers on its socket from
+  the L3 agent's container (the folder they share); a floating address is allocated;
 * the node netns's rules are in nf_tables (the host's backend), none in legacy tables;
-* everything deleted again; then cmp01's node container made anew (a new network
-  namespace, without br-ex): `saline up` brings its agents back, br-ex with them.
+* everything deleted again; then cmp01's node container killed (its network namespace,
+  br-ex with it, gone): `saline up` brings the node and its agents back, br-ex with them.
 
 Every wait is bounded; each step prints its time (run with -s to see them).
 """
@@ -79,6 +80,21 @@ for seq in range(count):
             break
     time.sleep(0.2)
 print(f"{got}/{count}")
+"""
+
+
+#: A metadata request as a router's proxy sends it, on the metadata agent's socket.
+METADATA = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(
+    b"GET /latest/meta-data/ HTTP/1.0\r\nHost: 169.254.169.254\r\n"
+    b"X-Forwarded-For: 192.168.77.250\r\nX-Neutron-Router-ID: " + sys.argv[2].encode()
+    + b"\r\n\r\n"
+)
+print(s.recv(4096).decode(errors="replace").splitlines()[0])
 """
 
 
@@ -258,6 +274,16 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
         )
         print(f"neutron: ping {gateway} from cmp01: {cloud.ping(gateway, 5)} answered")
 
+        # The metadata proxies (haproxy in the router's namespace, in the L3 agent's
+        # container) reach the metadata agent at its socket, in the folder the node's
+        # agents share: it answers, having asked neutron-server for the port of the
+        # address (none: 404).
+        asked = cloud.run(
+            "neutron-l3-agent",
+            ["python3", "-c", METADATA, "/var/lib/neutron/metadata/metadata_proxy", router.id],
+        )
+        assert asked.startswith("HTTP/1.1 404"), asked
+
         fip = net.create_ip(floating_network_id=public.id)
         created.append(("floating ip", lambda: net.delete_ip(fip)))
         assert fip.floating_ip_address.startswith(f"{EXTERNAL}."), fip.floating_ip_address
@@ -281,10 +307,15 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
 
 
 def test_a_new_network_namespace_gets_its_bridge_back(cloud: Cloud) -> None:
-    """cmp01's node container removed: its namespace (and br-ex) goes with it; `saline up`
-    makes the node and its services anew, and the agent's start wrapper the bridge."""
-    cloud.podman.remove(cloud.container(NODE))
+    """cmp01's node container killed: its namespace (and br-ex) goes with it; `saline up`
+    starts the node anew and recreates its services (they joined the old namespace),
+    and the agent's start wrapper makes the bridge again."""
+    node = cloud.container(NODE)
+    cloud.podman.cli(["kill", node])
     timed("saline up after cmp01's namespace went", lambda: ok(cloud.env, "up"))
+    # The node's own view (its new namespace), and the agent's: the same.
+    links = cloud.run(NODE, ["python3", "-c", "import os; print(os.listdir('/sys/class/net'))"])
+    assert "'br-ex'" in links, links
     shown = cloud.run("neutron-linuxbridge-agent", ["ip", "-o", "-4", "addr", "show", "br-ex"])
     assert f" inet {EXTERNAL}.1/24 " in shown, shown
     timed(

@@ -19,6 +19,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -410,7 +411,14 @@ def test_the_neutron_agent_check_asks_neutron_for_this_nodes_agent(
     assert "knows no neutron-l3-agent on cmp01" in done.stdout
     # The query names this node and the agent's binary, at the internal endpoint.
     assert seen[-1][:2] == ("GET", "/v2.0/agents?host=cmp01&binary=neutron-l3-agent")
-    agents.append({"alive": False, "admin_state_up": True, "heartbeat_timestamp": "then"})
+    agents.append(
+        {
+            "alive": False,
+            "admin_state_up": True,
+            "heartbeat_timestamp": "then",
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        }
+    )
     done = _run(check, {**env, **shim})
     assert done.returncode == 1 and "not alive (last report then)" in done.stdout
     agents[0]["alive"] = True
@@ -418,6 +426,12 @@ def test_the_neutron_agent_check_asks_neutron_for_this_nodes_agent(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "neutron-l3-agent on cmp01: alive in neutron's agent list" in done.stdout
     assert "neutron-s3cret" not in done.stdout + done.stderr
+    # A row whose agent started before this "container" (here: this machine's PID 1)
+    # is the previous agent's: alive on its old heartbeats, not this one's.
+    agents[0]["started_at"] = "2001-01-01 00:00:00"
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 1
+    assert "has not reported since this container started" in done.stdout
     agents[0]["admin_state_up"] = False
     done = _run(check, {**env, **shim})
     assert done.returncode == 1 and "administratively down" in done.stdout

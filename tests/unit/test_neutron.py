@@ -262,13 +262,35 @@ def test_the_agents_health_check_finds_its_processs_connection_to_the_queue(
             assert client.stdout is not None and client.stdout.readline() == "up\n"
             accepted, _ = listener.accept()
             with accepted:
-                assert ("127.0.0.1", port) in agent_check.established_peers(client.pid)
+                assert ("127.0.0.1", port) in agent_check.established_peers([client.pid])
                 # This process holds only the server side: no connection to the port.
-                assert ("127.0.0.1", port) not in agent_check.established_peers(os.getpid())
+                assert ("127.0.0.1", port) not in agent_check.established_peers([os.getpid()])
+                # The check as the container runs it, over every process it sees.
+                done = subprocess.run(
+                    _check("connected", str(conf)), capture_output=True, text=True, timeout=60
+                )
+                assert done.returncode == 0, done.stdout
+                assert f"connected to the message queue (127.0.0.1:{port}, 1 in all)" in done.stdout
         finally:
             assert client.stdin is not None
             client.stdin.close()
             client.wait(timeout=30)
+
+
+def test_the_health_check_fails_without_a_connection(tmp_path: Path) -> None:
+    conf = tmp_path / "neutron.conf"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        conf.write_text(f"[DEFAULT]\ntransport_url = rabbit://u:secret@127.0.0.1:{port}/\n")
+        done = subprocess.run(
+            _check("connected", str(conf)), capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert f"the agent has no connection to the message queue (127.0.0.1:{port})" in done.stdout
+    assert "secret" not in done.stdout
+    conf.write_text("[DEFAULT]\n")
+    done = subprocess.run(_check("connected", str(conf)), capture_output=True, text=True)
+    assert done.returncode == 1 and "no transport_url" in done.stdout
 
 
 def test_the_agents_checks_say_how_to_call_them() -> None:

@@ -1,23 +1,26 @@
 """The neutron agents' checks (formula.yml health and api_check). Standard library only.
 
-    python3 neutron-agent-check.py connected
-        The health check, cheap: the container's main process (PID 1, the agent) holds
-        an established TCP connection to the message queue, a host and port of
-        /etc/neutron/neutron.conf's transport_url: it is up and can report its state and
-        take RPC. (Every agent of a node shares its network namespace, so the node's
-        socket table alone would show the other agents' connections too: the sockets
-        are matched to PID 1's own file descriptors.)
+    python3 neutron-agent-check.py connected [NEUTRON-CONF]
+        The health check, cheap: the agent (a process of this container: PID 1, or its
+        child under an init) holds an established TCP connection to the message queue,
+        a port of /etc/neutron/neutron.conf's transport_url: it is up and can report its
+        state and take RPC. (Every agent of a node shares its network namespace, so the
+        node's socket table alone would show the other agents' connections too: the
+        sockets are matched to this container's processes' own file descriptors.)
 
     python3 neutron-agent-check.py alive BINARY   (the pillar section on stdin)
         The API check: a token for the section's identity (neutron's service user), the
         network endpoint from its catalog, and neutron-server's agent list: the agent
         BINARY of this node (the section's host) is there, alive (it reported within
-        agent_down_time) and administratively up.
+        agent_down_time), administratively up, and started since this container did
+        (its row's started_at: a restarted agent's row stays "alive" on the previous
+        one's heartbeats for agent_down_time, 75 s, before the new one ever reported).
 
 Prints one line, never a secret; exit 0 when the check passes.
 """
 
 import configparser
+import datetime
 import json
 import os
 import sys
@@ -57,17 +60,27 @@ def _hex_address(text):
     return address, int(port, 16)
 
 
-def established_peers(pid=1):
-    """The remote (address, port) of every established TCP connection of ``pid``."""
+def container_pids():
+    """Every process this one sees: the container's own (its PID namespace)."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def established_peers(pids):
+    """The remote (address, port) of every established TCP connection of ``pids``."""
     inodes = set()
-    fd_dir = f"/proc/{pid}/fd"
-    for fd in os.listdir(fd_dir):
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
         try:
-            target = os.readlink(os.path.join(fd_dir, fd))
+            fds = os.listdir(fd_dir)
         except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
+            continue  # gone meanwhile
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
     peers = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -82,18 +95,18 @@ def established_peers(pid=1):
     return peers
 
 
-def connected():
+def connected(conf_path=NEUTRON_CONF):
     try:
-        wanted = queue_endpoints(NEUTRON_CONF)
+        wanted = queue_endpoints(conf_path)
     except (OSError, ValueError, configparser.Error) as e:
-        print(f"{NEUTRON_CONF}: no transport_url: {type(e).__name__}: {e}")
+        print(f"{conf_path}: no transport_url: {type(e).__name__}: {e}")
         return 1
     if not wanted:
-        print(f"{NEUTRON_CONF}: no transport_url")
+        print(f"{conf_path}: no transport_url")
         return 1
     ports = {port for _, port in wanted}
     try:
-        peers = established_peers()
+        peers = established_peers(container_pids())
     except OSError as e:
         print(f"cannot read the agent's sockets: {e}")
         return 1
@@ -101,7 +114,7 @@ def connected():
     to_queue = [p for p in peers if p[1] in ports]
     if not to_queue:
         where = ", ".join(f"{h}:{p}" for h, p in wanted)
-        print(f"the agent (PID 1) has no connection to the message queue ({where})")
+        print(f"the agent has no connection to the message queue ({where})")
         return 1
     host, port = to_queue[0]
     print(f"the agent is connected to the message queue ({host}:{port}, {len(to_queue)} in all)")
@@ -191,16 +204,49 @@ def alive(binary):
     if not agent.get("admin_state_up", True):
         print(f"{binary} on {host}: alive but administratively down")
         return 1
+    try:
+        since = container_started()
+        started = neutron_time(agent["started_at"])
+    except (OSError, ValueError, KeyError, StopIteration, IndexError) as e:
+        print(f"{binary} on {host}: when did it start? {type(e).__name__}: {e}")
+        return 1
+    # Seconds: neutron's timestamps have none below them.
+    if started < since - datetime.timedelta(seconds=1):
+        print(
+            f"{binary} on {host}: has not reported since this container started"
+            f" (agent started {started:%Y-%m-%d %H:%M:%S}, container {since:%H:%M:%S} UTC)"
+        )
+        return 1
     print(f"{binary} on {host}: alive in neutron's agent list ({took:.2f} s)")
     return 0
 
 
+def container_started():
+    """When this container's first process (PID 1) started, UTC, to the second below."""
+    with open("/proc/stat") as fh:
+        boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+    with open("/proc/1/stat") as fh:
+        # Field 22 (starttime, clock ticks after boot), counted after the command's ")".
+        ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    seconds = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc)
+
+
+def neutron_time(text):
+    """neutron's timestamps (``2026-12-01 03:35:01``, UTC) as an aware datetime."""
+    parsed = datetime.datetime.fromisoformat(str(text).replace("T", " ").rstrip("Z"))
+    return parsed.replace(tzinfo=datetime.timezone.utc)
+
+
 def main(argv):
-    if len(argv) == 2 and argv[1] == "connected":
-        return connected()
+    if len(argv) in (2, 3) and argv[1] == "connected":
+        return connected(*argv[2:])
     if len(argv) == 3 and argv[1] == "alive":
         return alive(argv[2])
-    print("usage: neutron-agent-check.py connected | alive BINARY (the pillar section on stdin)")
+    print(
+        "usage: neutron-agent-check.py connected [NEUTRON-CONF]"
+        " | alive BINARY (the pillar section on stdin)"
+    )
     return 2
 
 
