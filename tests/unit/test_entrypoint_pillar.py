@@ -19,6 +19,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,10 +186,23 @@ def script_of(command: list[str]) -> Path:
 @pytest.mark.parametrize(
     "command",
     [
-        *(api_check(s) for s in ("keystone", "glance-api", "placement-api", "memcached")),
+        *(
+            api_check(s)
+            for s in (
+                "keystone",
+                "glance-api",
+                "placement-api",
+                "memcached",
+                "neutron-server",
+                "neutron-linuxbridge-agent",
+                "neutron-dhcp-agent",
+                "neutron-l3-agent",
+                "neutron-metadata-agent",
+            )
+        ),
         vhosts_task(),
     ],
-    ids=lambda c: f"{script_of(c).parts[-3]}/{script_of(c).name}",
+    ids=lambda c: f"{script_of(c).parts[-3]}/{script_of(c).name}/{c[-1]}",
 )
 def test_the_checks_and_the_vhosts_task_read_the_pillar_on_stdin(command: list[str]) -> None:
     assert command[:2] == ["saline-entrypoint", "with-pillar"]
@@ -346,6 +360,85 @@ def test_a_check_without_a_pillar_says_so_in_one_line(tmp_path: Path, shim: dict
     done = _run(api_check("memcached"), env)
     assert done.returncode == 2  # the entrypoint's: the check never ran
     assert "no pillar at" in done.stderr and done.stdout == ""
+
+
+def _neutron(agents: list[dict[str, Any]], port: list[int]) -> Handler:
+    """keystone (a catalog whose network endpoint is this server) and neutron's agent
+    list, on one fake; ``port`` holds the fake's own port once it is known."""
+
+    def api(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+        if method == "POST" and path == "/v3/auth/tokens":
+            if body["auth"]["identity"]["password"]["user"]["password"] != "neutron-s3cret":
+                return 401, {}, None
+            url = f"http://127.0.0.1:{port[0]}"
+            catalog = [
+                {"type": "image", "endpoints": [{"interface": "internal", "url": "x"}]},
+                {
+                    "type": "network",
+                    "endpoints": [
+                        {"interface": "public", "region_id": "RegionOne", "url": "http://no"},
+                        {"interface": "internal", "region_id": "RegionOne", "url": url},
+                    ],
+                },
+            ]
+            return 201, {"X-Subject-Token": "tok"}, {"token": {"catalog": catalog}}
+        if path.startswith("/v2.0/agents?") and headers.get("X-Auth-Token") == "tok":
+            return 200, {}, {"agents": agents}
+        return 401, {}, None
+
+    return api
+
+
+def test_the_neutron_agent_check_asks_neutron_for_this_nodes_agent(
+    tmp_path: Path, shim: dict[str, str], http: Any
+) -> None:
+    agents: list[dict[str, Any]] = []
+    port: list[int] = []
+    found, seen = http(_neutron(agents, port))
+    port.append(found)
+    identity = {
+        "auth_url": f"http://127.0.0.1:{found}/v3",
+        "user": "neutron",
+        "password": PLACEHOLDER,
+        "tenant": "service",
+        "region": "RegionOne",
+    }
+    env = _pillar_files(
+        tmp_path,
+        {"neutron": {"gateway": {"host": "cmp01", "identity": identity}}},
+        {"/neutron/gateway/identity/password": "neutron-s3cret"},
+    )
+    check = api_check("neutron-l3-agent")
+    # Not registered yet.
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 1
+    assert "knows no neutron-l3-agent on cmp01" in done.stdout
+    # The query names this node and the agent's binary, at the internal endpoint.
+    assert seen[-1][:2] == ("GET", "/v2.0/agents?host=cmp01&binary=neutron-l3-agent")
+    agents.append(
+        {
+            "alive": False,
+            "admin_state_up": True,
+            "heartbeat_timestamp": "then",
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        }
+    )
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 1 and "not alive (last report then)" in done.stdout
+    agents[0]["alive"] = True
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "neutron-l3-agent on cmp01: alive in neutron's agent list" in done.stdout
+    assert "neutron-s3cret" not in done.stdout + done.stderr
+    # A row whose agent started before this "container" (here: this machine's PID 1)
+    # is the previous agent's: alive on its old heartbeats, not this one's.
+    agents[0]["started_at"] = "2001-01-01 00:00:00"
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 1
+    assert "has not reported since this container started" in done.stdout
+    agents[0]["admin_state_up"] = False
+    done = _run(check, {**env, **shim})
+    assert done.returncode == 1 and "administratively down" in done.stdout
 
 
 # -- RabbitMQ's vhosts task ---------------------------------------------------------------

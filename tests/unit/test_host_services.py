@@ -33,9 +33,22 @@ def test_a_service_asks_nothing_of_its_node_by_default() -> None:
     spec = Service.model_validate(service())
     assert spec.host == Host() and not spec.host.needs_host()
     shipped = FormulaSet([str(FORMULAS)])
-    # Only the hypervisor and its compute agent ask anything of their node.
-    needs = sorted(n for n, (_, s) in shipped.services.items() if s.host.needs_host())
-    assert needs == ["nova-compute", "nova-libvirt"]
+    # The shipped services that need their node: the hypervisor and its compute agent,
+    # and neutron's agents (bridges, namespaces, iptables: privileged; the metadata agent
+    # only the folder of its socket).
+    needs = {n: s.host for n, (_, s) in shipped.services.items() if s.host.needs_host()}
+    assert sorted(needs) == [
+        "neutron-dhcp-agent",
+        "neutron-l3-agent",
+        "neutron-linuxbridge-agent",
+        "neutron-metadata-agent",
+        "nova-compute",
+        "nova-libvirt",
+    ]
+    assert not needs["neutron-metadata-agent"].privileged
+    assert needs["neutron-metadata-agent"].shared == {
+        "neutron-metadata": "/var/lib/neutron/metadata"
+    }
 
 
 def test_host_needs_are_checked() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from neutron_model import neutron_model
 from saline.configs import render_nodes
 from saline.formulas import FormulaSet
 from saline.formulas.schema import FileImpact, Reload, Service
@@ -31,15 +32,17 @@ def _covers(entry: str, path: str) -> bool:
 
 
 #: The models the shipped formulas are rendered for: the example, and the test model of
-#: the services it does not run (keepalived).
+#: the services it does not run (keepalived); and the example with neutron, built at
+#: test time (tests/neutron_model.py).
 MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip"]
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, dict[str, str]]:
-    """service -> rendered path -> content, over every node of :data:`MODELS`."""
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """service -> rendered path -> content, over every node of :data:`MODELS` and the
+    example with neutron."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
-    for path in MODELS:
+    for path in [*MODELS, neutron_model(tmp_path_factory.mktemp("neutron"))]:
         for configs in render_nodes(load_model(str(path)), SHIPPED).values():
             for sc in configs:
                 out[sc.service.name].update({f.path: f.content for f in sc.files})
@@ -99,7 +102,17 @@ def test_the_reloads_the_shipped_formulas_declare() -> None:
     haproxy = SHIPPED.services["haproxy"][1]
     assert haproxy.impact("/etc/haproxy/haproxy.cfg").change == "reload"
     assert haproxy.reload == Reload(command=["saline-entrypoint", "haproxy-reload"])
-    for name in ("glance-api", "mariadb", "memcached", "rabbitmq"):
+    for name in (
+        "glance-api",
+        "mariadb",
+        "memcached",
+        "rabbitmq",
+        "neutron-server",
+        "neutron-dhcp-agent",
+        "neutron-l3-agent",
+        "neutron-linuxbridge-agent",
+        "neutron-metadata-agent",
+    ):
         spec = SHIPPED.services[name][1]
         assert {spec.impact(p).change for p in spec.config_files} == {"restart"}, name
 

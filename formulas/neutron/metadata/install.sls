@@ -1,0 +1,3 @@
+neutron_metadata_packages:
+  pkg.installed:
+    - pkgs: [neutron-metadata-agent]
