@@ -187,6 +187,18 @@ def core_example(root: Path) -> Path:
 
 
 @functools.cache
+def core() -> Deployment:
+    """What the example's core profile (:func:`core_example`) runs: what the shared
+    example stack of the integration tests is (identity and images)."""
+    import atexit
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="saline-core-"))
+    atexit.register(shutil.rmtree, root, True)
+    return deployment(core_example(root), [str(FORMULAS)])
+
+
+@functools.cache
 def example() -> Deployment:
     """The example model (examples/openstack) with the shipped formulas."""
     return deployment(EXAMPLE, [str(FORMULAS)])

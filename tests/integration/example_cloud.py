@@ -1,5 +1,6 @@
-"""The example model's stack, shared by the modules that need it running (test_main_job,
-test_day2, test_stack).
+"""The example model's stack (its core profile: identity and images, tests/tools.py
+core_example), shared by the modules that need it running (test_main_job, test_day2,
+test_stack...).
 
 Bringing the example up is the slowest step of the suite (minutes on 2 cores), and those
 modules each did it: now the README's main job (`scripts/main-job`) brings it up once per
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from integration.conftest import free_port
 from saline.runtime.podman import Podman
-from tools import EXAMPLE, REPO, require_tools
+from tools import REPO, core_example, require_tools
 
 STACK = "saline-example"
 #: The example's proxy node: its haproxy serves the OpenStack APIs.
@@ -103,7 +104,9 @@ def example_cloud(root: Path) -> Iterator[ExampleCloud]:
     run twice; at the end the stack and its volumes removed and the registry stopped."""
     require_tools("podman", "git", "docker-registry")
     model = root / "model"
-    shutil.copytree(EXAMPLE, model)
+    # The core profile (identity and images): the day-2 modules' stack. The whole cloud
+    # (nova, neutron: a server booted) is test_cloud's, once, on a stack of its own.
+    shutil.copytree(core_example(root / "source"), model)
     env = {
         **os.environ,
         "SALINE_STATE_DIR": str(root / "state"),

@@ -1,4 +1,5 @@
-"""The README's main job (`scripts/main-job`) on the example model, for real: compile,
+"""The README's main job (`scripts/main-job`) on the example model (its core profile: the
+whole cloud's is test_cloud.py), for real: compile,
 render every node, start a registry, build (images are shared with the other tests) and
 push, list, bring the OpenStack stack up and pass smoke; then run again, which converges.
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from integration.example_cloud import ExampleCloud
-from tools import REPO, example
+from tools import REPO, core
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def files(root: Path) -> list[Path]:
 
 
 def test_main_job(example_cloud: ExampleCloud) -> None:
-    expected = example()  # what the example runs, from the formulas and the model
+    expected = core()  # what the stack runs, from the formulas and the model
     images, services, tasks = len(expected.images), len(expected.instances), len(expected.tasks)
     done, again = example_cloud.main_job
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -33,7 +34,9 @@ def test_main_job(example_cloud: ExampleCloud) -> None:
     assert (out / "inventory.json").stat().st_size > 0
     # Every node's config files: exactly the golden trees' files (test_render.py checks
     # their content).
-    assert files(out / "configs") == files(GOLDEN)
+    assert files(out / "configs") == [
+        f for f in files(GOLDEN) if f.parts[1] in expected.node_services.get(f.parts[0], ())
+    ]
     assert f"{images} pushed" in done.stdout  # a fresh registry gets every image
     lines = done.stdout.split("== stack")[0].splitlines()[-len(expected.services) :]
     listed = [line.split()[0] for line in lines]
@@ -43,9 +46,8 @@ def test_main_job(example_cloud: ExampleCloud) -> None:
         f"stack {example_cloud.stack} is up: {services} services healthy, "
         f"{tasks} bootstrap task(s) run"
     ) in done.stdout
-    # What a user does: a server of saline's guest booted, its console read.
     assert "smoke passed: " in done.stdout
-    for check in ("image upload and download", "placement", "server active", "console"):
+    for check in ("image upload and download", "placement"):
         assert f"ok   {check} (" in done.stdout + done.stderr, check
     # A re-run converges: nothing built, pushed, restarted or run again.
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]

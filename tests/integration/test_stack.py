@@ -25,7 +25,7 @@ import pytest
 from integration.example_cloud import STACK, ExampleCloud
 from saline.model import load_model
 from saline.runtime.podman import Podman
-from tools import example
+from tools import core
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 SALINE = str(Path(sys.executable).parent / "saline")
 HAPROXY_CLASS = Path("classes/system/haproxy/proxy/single.yml")
 # What the example runs, derived from the formulas and the model (tests/tools.py).
-SERVICES = set(example().instances)
-TASKS = list(example().tasks)
+SERVICES = set(core().instances)
+TASKS = list(core().tasks)
 # The example runs keystone and glance-api on two controllers (SERVICE-NODE); one of them.
 KEYSTONES = sorted(i for i in SERVICES if i.startswith("keystone"))
 KEYSTONE = KEYSTONES[0]
@@ -72,7 +72,7 @@ def started(report: dict[str, Any]) -> set[str]:
 def addresses(env: dict[str, str], service: str) -> list[str]:
     """The addresses of the nodes that run ``service``, in node order."""
     model = load_model(env["SALINE_MODEL"])
-    nodes = [n for n, services in example().node_services.items() if service in services]
+    nodes = [n for n, services in core().node_services.items() if service in services]
     return [str(model.node(n).parameters["_param"]["single_address"]) for n in nodes]
 
 
