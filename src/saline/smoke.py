@@ -387,7 +387,11 @@ def _server_checks(
             d.append(f"DHCP gave {found.group(1)}/{found.group(2)}")
     if floating is not None:
         with check("floating address") as d:
-            conn.compute.add_floating_ip_to_server(vm, floating.floating_ip_address)
+            # Through neutron: nova's addFloatingIp action is gone since microversion 2.44.
+            port = next(iter(conn.network.ports(device_id=vm.id)), None)
+            if port is None:
+                raise SmokeError("smoke check 'floating address' failed: the server has no port")
+            conn.network.update_ip(floating, port_id=port.id)
             reach = server.reach
             if reach is None:
                 d.append(f"{floating.floating_ip_address} attached (reaching it: not asked)")

@@ -316,7 +316,7 @@ def test_the_description_gives_glance_formats_and_packages() -> None:
     assert {r: (i["file"], i["disk_format"], i["container_format"]) for r, i in images.items()} == {
         "kernel": ("vmlinuz", "aki", "aki"),
         "ramdisk": ("initrd.img", "ari", "ari"),
-        "disk": ("disk.raw", "ami", "ami"),
+        "disk": ("disk.raw", "raw", "bare"),
     }
     assert images["disk"]["properties"] == {"os_command_line": recipe.KERNEL_COMMAND_LINE}
     assert images["disk"]["id_properties"] == {"kernel_id": "kernel", "ramdisk_id": "ramdisk"}

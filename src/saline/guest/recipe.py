@@ -74,7 +74,7 @@ KERNEL_COMMAND_LINE = "console=ttyS0 quiet"
 DISK_SIZE = 1024 * 1024
 DISK_SIGNATURE = b"saline-guest root disk: the guest runs from its initramfs; nothing reads this"
 #: Changes when the layout of the build's output changes (part of the cache key).
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 
 #: Where things live in the initramfs.
 MODULES_DIR = "lib/modules"
@@ -454,13 +454,17 @@ def cache_key(packages: Mapping[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
-#: The files of a build, the glance formats each is uploaded with: a kernel (``aki``), a
-#: ramdisk (``ari``) and a machine image (``ami``) naming both: nova then boots the
-#: kernel directly, with no bootloader, which is what makes a guest this small.
+#: The files of a build, the glance formats each is uploaded with (disk, container): a
+#: kernel (``aki``), a ramdisk (``ari``) and a root disk naming both (``kernel_id``,
+#: ``ramdisk_id``): nova then boots the kernel directly, with no bootloader, which is what
+#: makes a guest this small. The root disk is ``raw``, not ``ami``: nova 26.2.2 (Debian
+#: 12's, with the image format checks of OSSA-2024-001) refused an ``ami`` one, "Image
+#: content does not match disk_format" (measured); the kernel properties work on any
+#: image.
 FILES = {
-    "kernel": ("vmlinuz", "aki"),
-    "ramdisk": ("initrd.img", "ari"),
-    "disk": ("disk.raw", "ami"),
+    "kernel": ("vmlinuz", ("aki", "aki")),
+    "ramdisk": ("initrd.img", ("ari", "ari")),
+    "disk": ("disk.raw", ("raw", "bare")),
 }
 DESCRIPTION = "guest.json"
 
@@ -477,14 +481,14 @@ def description(
     say which glance properties take which image's id (``kernel_id``: the kernel's).
     Pure."""
     images: dict[str, Any] = {}
-    for role, (name, fmt) in FILES.items():
+    for role, (name, (disk_format, container_format)) in FILES.items():
         size, digest = files[name]
         images[role] = {
             "file": name,
             "size": size,
             "sha256": digest,
-            "disk_format": fmt,
-            "container_format": fmt,
+            "disk_format": disk_format,
+            "container_format": container_format,
         }
     images["disk"]["properties"] = {"os_command_line": KERNEL_COMMAND_LINE}
     images["disk"]["id_properties"] = {"kernel_id": "kernel", "ramdisk_id": "ramdisk"}
