@@ -27,9 +27,19 @@ def tags(formula_dir: Path | str) -> dict[str, str]:
 def test_order_and_parents() -> None:
     fs = FormulaSet([str(REPO / "formulas")])
     specs = plan_images(dict(fs.services), fixed_packages)
-    assert [s.name for s in specs[:2]] == ["base", "salt"]
+    names = [s.name for s in specs]
+    assert names[:2] == ["base", "salt"]
     assert specs[0].parent is None and specs[1].parent == "base"
-    assert all(s.parent == "salt" and s.kind == "service" for s in specs[2:])
+    # A formula's common layer is built on Salt and its services on that layer (ceph's);
+    # the other services on Salt itself.
+    for s in specs[2:]:
+        assert s.kind in ("common", "service"), s.name
+        meta = fs.formulas[str(s.formula)].meta
+        if s.kind == "common":
+            assert (s.name, s.parent) == (meta.common_image(), "salt")
+        else:
+            assert s.parent == (meta.common_image() if meta.common else "salt"), s.name
+            assert names.index(str(s.parent)) < names.index(s.name)
 
 
 def test_same_inputs_same_tags(tmp_path: Path) -> None:

@@ -31,8 +31,8 @@ def _covers(entry: str, path: str) -> bool:
 
 
 #: The models the shipped formulas are rendered for: the example, and the test model of
-#: the services it does not run (keepalived).
-MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip"]
+#: the services it does not run (keepalived, ceph).
+MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip", REPO / "tests" / "data" / "ceph"]
 
 
 @pytest.fixture(scope="module")
