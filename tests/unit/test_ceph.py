@@ -167,6 +167,17 @@ def test_a_wrong_pillar_fails_the_render_naming_the_key(
         render_nodes(load_model(model_with(tmp_path, edit)), SHIPPED)
 
 
+def test_an_osd_option_changes_the_osds_files_only(
+    tmp_path: Path, rendered: dict[str, dict[str, str]]
+) -> None:
+    edit = {"ceph": {"common": {"config": {"osd": {"osd_max_backfills": 2}}}}}
+    configs = render_nodes(load_model(model_with(tmp_path, edit)), SHIPPED)[NODE]
+    after = {sc.service.name: {f.path: f.content for f in sc.files} for sc in configs}
+    changed = sorted(s for s in after if after[s] != rendered[s])
+    assert changed == ["ceph-osd"]
+    assert ini(after["ceph-osd"]["/etc/ceph/ceph.conf"])["osd"]["osd_max_backfills"] == "2"
+
+
 # -- the order the stack runs them in ----------------------------------------------------
 
 
