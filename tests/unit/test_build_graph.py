@@ -27,7 +27,8 @@ def tags(formula_dir: Path | str) -> dict[str, str]:
 def test_order_and_parents() -> None:
     fs = FormulaSet([str(REPO / "formulas")])
     specs = plan_images(dict(fs.services), fixed_packages)
-    assert [s.name for s in specs[:2]] == ["base", "salt"]
+    names = [s.name for s in specs]
+    assert names[:2] == ["base", "salt"]
     assert specs[0].parent is None and specs[1].parent == "base"
     # Each formula's own image starts from the Salt layer, or from its shared layers
     # (nova's), which start from it.
@@ -41,6 +42,7 @@ def test_order_and_parents() -> None:
     assert layers["neutron-common"] == "salt"
     assert by_name["nova-compute"].parent == by_name["nova-libvirt"].parent == "nova-hypervisor"
     assert by_name["nova-api"].parent == "nova-common"
+    assert layers["ceph-common"] == "salt" and by_name["ceph-osd"].parent == "ceph-common"
 
 
 def test_same_inputs_same_tags(tmp_path: Path) -> None:

@@ -32,9 +32,9 @@ def _covers(entry: str, path: str) -> bool:
 
 
 #: The models the shipped formulas are rendered for: the example, and the test model of
-#: the services it does not run (keepalived); and the example with neutron, built at
-#: test time (tests/neutron_model.py).
-MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip"]
+#: the services it does not run (keepalived, ceph); and the example with neutron, built
+#: at test time (tests/neutron_model.py).
+MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip", REPO / "tests" / "data" / "ceph"]
 
 
 @pytest.fixture(scope="module")
