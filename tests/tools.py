@@ -164,7 +164,7 @@ def _layers(instances: Iterable[ServiceInstance]) -> set[str]:
 #: classes/cluster/openstack/cloud/ (a controller's, the database's and the proxy's share)
 #: and the nodes that only the cloud needs (their role classes).
 CLOUD_CLASSES = "classes/cluster/openstack/cloud"
-CLOUD_ROLES = ("cluster.openstack.compute",)
+CLOUD_ROLES = ("cluster.openstack.compute", "cluster.openstack.storage")
 
 
 def core_example(root: Path) -> Path:

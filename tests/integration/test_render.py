@@ -134,7 +134,16 @@ def test_one_parameter_changes_exactly_the_lines_that_use_it(tmp_path: Path) -> 
         expected = [(o, o.replace("10.10.0.10", "10.10.0.99")) for o in old if "10.10.0.10" in o]
         assert lines == expected, path
     touched = {path.split("/")[0] for path, lines in changed.items() if lines}
-    assert touched == {"keystone", "glance-api", "placement-api", "neutron-server", *NOVA_CONTROL}
+    assert touched == {
+        "keystone",
+        "glance-api",
+        "placement-api",
+        "neutron-server",
+        "cinder-api",
+        "cinder-scheduler",
+        "cinder-volume",
+        *NOVA_CONTROL,
+    }
     assert changed["memcached/etc/memcached.conf"] == []
 
 

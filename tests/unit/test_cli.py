@@ -28,7 +28,7 @@ def test_nodes_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert out.split() == sorted(out.split()) and CTL in out.split()
     code, out, _ = run(capsys, "model", "nodes", "--model", EXAMPLE, "--format", "json")
-    assert json.loads(out) == sorted(json.loads(out)) and len(json.loads(out)) == 6
+    assert json.loads(out) == sorted(json.loads(out)) and len(json.loads(out)) == 7
 
 
 def test_show_yaml_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:

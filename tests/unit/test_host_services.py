@@ -16,7 +16,7 @@ from saline.errors import ModelError
 from saline.formulas import FormulaSet
 from saline.formulas.schema import Host, Service
 from saline.manifests.kubernetes import KubeOptions, kubernetes_manifests
-from tools import FORMULAS, STATE_PLACEHOLDER, example_stack
+from tools import FORMULAS, STATE_PLACEHOLDER, core_example, example_stack
 
 
 def service(**extra: Any) -> dict[str, Any]:
@@ -118,8 +118,9 @@ def test_compose_gives_each_service_what_it_needs_and_one_shared_folder_per_node
 
 
 def test_kubernetes_refuses_a_service_that_needs_its_node(tmp_path: Path) -> None:
-    # The release is the example's; the formulas' metadata asks for the node.
-    release, pillars = release_of()
+    # The release is the example's core profile (Kubernetes runs no compute yet); the
+    # formulas' metadata asks for the node.
+    release, pillars = release_of(core_example(tmp_path))
     formulas = FormulaSet([_formulas(tmp_path)])
     specs = {name: spec for name, (_, spec) in formulas.services.items()}
     with pytest.raises(ModelError) as caught:

@@ -1,0 +1,4 @@
+cinder_db_sync:
+  cmd.run:
+    - name: cinder-manage db sync
+    - runas: cinder

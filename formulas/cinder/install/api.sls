@@ -1,0 +1,3 @@
+cinder_api_packages:
+  pkg.installed:
+    - pkgs: [cinder-api, uwsgi-core, uwsgi-plugin-python3]

@@ -1,0 +1,3 @@
+cinder_scheduler_packages:
+  pkg.installed:
+    - pkgs: [cinder-scheduler]
