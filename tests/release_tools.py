@@ -33,10 +33,12 @@ def rendered_for(services: dict[str, Any], pillars: dict[str, Any]) -> dict[Any,
 
 
 def release_of(
-    model_dir: Path | str = EXAMPLE, resolve: Resolve = fixed_packages
+    model_dir: Path | str = EXAMPLE,
+    resolve: Resolve = fixed_packages,
+    formulas_dir: Path | str = FORMULAS,
 ) -> tuple[Release, dict[str, Any]]:
     model = load_model(str(model_dir))
-    formulas = FormulaSet([str(FORMULAS)])
+    formulas = FormulaSet([str(formulas_dir)])
     services = {n: s for n, s in services_by_node(model, formulas).items() if s}
     pillars = {n: model.node(n).parameters for n in services}
     images = {s.name: s for s in model_images(model, formulas, resolve)}

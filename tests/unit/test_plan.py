@@ -4,6 +4,7 @@ Pure: releases are built from the real example model with given config files."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,6 +86,55 @@ def test_a_keystone_value_restarts_only_keystone_and_says_where_it_is_set(tmp_pa
     assert "keystone:server:tokens:expiration: 3600 -> 7200" in text
     assert text.rstrip().endswith("unchanged.")
     assert json.loads(json.dumps(plan.as_dict()))["format_version"] == 1
+
+
+def test_nova_changes_say_what_they_do_to_running_servers(tmp_path: Path) -> None:
+    """With the files Salt renders: a nova value reaches nova's control services only (the
+    uwsgi APIs reload), a compute node's value restarts nova-compute and the plan says the
+    servers keep running, libvirt untouched; a new libvirt image replaces it, and the plan
+    says the node's servers stop."""
+    from saline.lifecycle.desired import desired_release
+    from saline.model import load_model
+
+    def desired(model: Path, formulas_dir: Path | str = FORMULAS) -> tuple[Release, dict]:
+        d = desired_release(
+            load_model(str(model)),
+            FormulaSet([str(formulas_dir)]),
+            None,
+            str(tmp_path / "cache"),
+            resolve=fixed_packages,
+        )
+        return d.release, d.pillars
+
+    model = copy_example(tmp_path)
+    before, old_pillars = desired(model)
+    edit(model / "classes/system/nova/controller.yml", "m1.small: {vcpus: 1", "m1.small: {vcpus: 2")
+    edit(
+        model / "classes/system/nova/compute.yml",
+        "virt_type: qemu",
+        "virt_type: qemu\n      debug: true",
+    )
+    after, pillars = desired(model)
+    plan = make_plan(after, Current.of_release(before, old_pillars), formulas(), pillars)
+    actions = {c.key.split("@")[0]: c.action for c in plan.changes}
+    # The flavors are a task's input only: no service's files change; debug is nova.conf's.
+    assert actions == {"nova-compute": "restart"}
+    assert [t.task for t in plan.tasks] == ["flavors"]
+    (compute,) = plan.changes
+    assert "effect of the restart: running servers keep running" in " ".join(compute.reasons)
+    text = plan_text(plan)
+    assert "running servers keep running" in text and "servers stop" not in text
+    # libvirt's own change (a new image): the servers stop, and the plan says so.
+    formulas_dir = tmp_path / "formulas"
+    shutil.copytree(FORMULAS, formulas_dir)
+    qemu = formulas_dir / "nova" / "files" / "qemu.conf"
+    qemu.write_text(qemu.read_text() + "max_files = 4096\n")
+    after2, pillars2 = desired(model, formulas_dir)
+    changed = FormulaSet([str(formulas_dir)])
+    plan2 = make_plan(after2, Current.of_release(after, pillars), changed, pillars2)
+    libvirt = next(c for c in plan2.changes if c.service == "nova-libvirt")
+    assert libvirt.action == "replace"
+    assert "the node's running servers stop" in plan_text(plan2)
 
 
 def test_a_secret_change_is_shown_masked(tmp_path: Path) -> None:

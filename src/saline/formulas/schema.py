@@ -431,6 +431,10 @@ class Service(_Strict):
     host: Host = Host()
     #: The formula's named layer (formula.yml ``layers``) its image starts from.
     layer: Annotated[str, Field(pattern=_NAME.pattern)] | None = None
+    #: What a restart or replacement of an instance does beyond the service itself, in
+    #: words for the plan (libvirt's: the node's running servers stop; nova-compute's:
+    #: they keep running).
+    restart_effect: str | None = None
 
     _v_install = field_validator("install")(_check_sls)
     _v_configure = field_validator("configure")(_check_sls)

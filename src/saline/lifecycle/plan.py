@@ -428,6 +428,8 @@ def _compare(
                 "config changed: "
                 + "; ".join(f"{f.path} needs {f.impact} ({f.why})" for f in files)
             )
+    if action in ("restart", "replace") and spec.restart_effect:
+        reasons.append(f"effect of the {action}: {spec.restart_effect}")
     causes = tuple(
         _causes(
             after.node,
