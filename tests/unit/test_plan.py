@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_nova_changes_say_what_they_do_to_running_servers(tmp_path: Path) -> Non
     from saline.lifecycle.desired import desired_release
     from saline.model import load_model
 
-    def desired(model: Path, formulas_dir: Path | str = FORMULAS) -> tuple[Release, dict]:
+    def desired(model: Path, formulas_dir: Path | str = FORMULAS) -> tuple[Release, dict[str, Any]]:
         d = desired_release(
             load_model(str(model)),
             FormulaSet([str(formulas_dir)]),
