@@ -1,9 +1,10 @@
 """The whole example cloud for real, as a user of it would see it (issue 14): the example
-model (identity, images, placement, nova, neutron) on a stack of its own (10.32.0.0/24),
-`saline up`, then `saline smoke`, which boots saline's guest: kernel, ramdisk and machine
-images uploaded, a network routed to the external one, a server ACTIVE, the guest's own
-lines in its console log (booted, the address DHCP gave it), its page reached through a
-floating address from the network node, everything deleted again.
+model (identity, images, placement, nova, neutron, cinder on Ceph) on a stack of its own
+(10.32.0.0/24), `saline up`, then `saline smoke`, which boots saline's guest: kernel,
+ramdisk and root disk images uploaded, a network routed to the external one, a server
+ACTIVE, the guest's own lines in its console log (booted, the address DHCP gave it), its
+page reached through a floating address from the network node, a cinder volume on Ceph
+RBD attached and seen by the guest as a new disk, everything deleted again.
 
 The day-2 modules share the example's core profile instead (integration/example_cloud.py):
 one stack of the whole cloud per session is this module's. Each step prints its time (run
@@ -69,6 +70,7 @@ def test_a_server_boots_gets_an_address_and_answers(cloud: dict[str, str]) -> No
         "server active",
         "console",
         "floating address",
+        "volume attached",
         "cleanup",
     ):
         assert name in checks, f"{name} not among {sorted(checks)}"
@@ -78,5 +80,7 @@ def test_a_server_boots_gets_an_address_and_answers(cloud: dict[str, str]) -> No
     # Reached through its floating address (the external network's), not just attached.
     assert "answers: " in checks["floating address"]["detail"]
     assert "172.24.4." in checks["floating address"]["detail"]
+    # A cinder volume (Ceph RBD) attached to the running server: the guest saw the disk.
+    assert "the guest sees vdb (1024 MiB)" in checks["volume attached"]["detail"]
     # Everything made is gone: no server, network or image of the smoke's left.
     assert checks["cleanup"]["detail"].startswith("deleted ")
