@@ -249,7 +249,7 @@ def http() -> Iterator[Callable[[Handler], tuple[int, list[tuple[str, str, Any]]
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = _answer
+            do_GET = do_PUT = do_POST = do_PATCH = _answer
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -578,3 +578,66 @@ def test_with_pillar_refuses_a_missing_path_or_command(tmp_path: Path) -> None:
     assert _run([*run, "k:server"], env).returncode == 2
     done = _run([*run, "k:server", str(tmp_path / "no-such-command")], env)
     assert done.returncode == 127 and "cannot run" in done.stderr
+
+
+def test_registration_takes_the_service_project_another_task_just_made(
+    http: Callable[[Handler], tuple[int, list[tuple[str, str, Any]]]],
+) -> None:
+    """The cloud's services register in parallel, each finding or creating the shared
+    service project: the one that loses the race (409 Conflict) takes the other's."""
+    made: dict[str, Any] = {}
+
+    def keystone(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+        if method == "POST" and path == "/v3/auth/tokens":
+            token = {
+                "expires_at": "2099-01-01T00:00:00.000000Z",
+                "project": {"id": "a1", "name": "admin", "domain": {"id": "default"}},
+                "user": {"id": "u0", "name": "admin", "domain": {"id": "default"}},
+                "catalog": [],
+                "methods": ["password"],
+            }
+            return 201, {"X-Subject-Token": "tok"}, {"token": token}
+        if path.rstrip("/") == "/v3":  # the script's wait until keystone answers
+            return 200, {}, {"version": {"id": "v3.14"}}
+        kind = path.split("?")[0].strip("/").split("/")[1][:-1]  # /v3/users?... -> user
+        if method == "GET" and "?" in path:
+            if kind == "project" and "project" not in made:
+                made["project"] = {"id": "p1", "name": "service"}  # another task's, just now
+                return 200, {}, {"projects": []}
+            found = made.get(kind)
+            return 200, {}, {f"{kind}s": [found] if found else []}
+        if method == "POST" and kind == "project":
+            return 409, {}, {"error": {"code": 409, "message": "Conflict"}}
+        if method == "POST":
+            made[kind] = {"id": f"{kind}1", **body[kind]}
+            return 201, {}, {kind: made[kind]}
+        return 204, {}, None
+
+    port, seen = http(keystone)
+    env = {
+        "PATH": os.environ["PATH"],
+        "SERVICE_USER": "nova",
+        "SERVICE_PASSWORD": "pw",
+        "SERVICE_PROJECT": "service",
+        "SERVICE_TYPE": "compute",
+        "SERVICE_NAME": "nova",
+        "SERVICE_URL": "http://10.0.0.1:8774/v2.1",
+        "SERVICE_REGION": "RegionOne",
+        "SERVICE_ROLES": "service",
+        "OS_AUTH_URL": f"http://127.0.0.1:{port}/v3",
+        "OS_USERNAME": "admin",
+        "OS_PASSWORD": "admin-pw",
+        "OS_PROJECT_NAME": "admin",
+    }
+    done = subprocess.run(
+        [sys.executable, str(FORMULAS / "openstack" / "files" / "register.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nova registered: user nova, role, service compute, 3 endpoints" in done.stdout
+    # The admin and service roles given in the project another task made.
+    grants = [p for m, p, _ in seen if m == "PUT"]
+    assert len(grants) == 2 and all(g.startswith("/v3/projects/p1/users/") for g in grants)

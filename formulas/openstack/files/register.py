@@ -64,10 +64,21 @@ def call(method, path, body=None, **params):
 
 
 def one(kind, path, create, **query):
+    """The one ``kind`` the query finds, else a new one. The services of a cloud register
+    at the same time (their tasks run in parallel), and each finds-or-creates the shared
+    service project and roles: the one that loses the race to create (409 Conflict) takes
+    the winner's."""
     found = call("GET", path, **query)[kind + "s"]
     if found:
         return found[0]
-    return call("POST", path, {kind: create})[kind]
+    resp = api.request(base + path, "POST", json={kind: create}, raise_exc=False)
+    if resp.status_code == 409:
+        found = call("GET", path, **query)[kind + "s"]
+        if found:
+            return found[0]
+    if resp.status_code >= 400:
+        sys.exit(f"POST {path}: HTTP {resp.status_code} {resp.text[:300]}")
+    return resp.json()[kind]
 
 
 user_name, project_name = env["SERVICE_USER"], env["SERVICE_PROJECT"]
