@@ -223,6 +223,7 @@ def test_stack_lifecycle(example_cloud: ExampleCloud, podman: Podman) -> None:
         "catalog",
         "project and user",
         "image upload and download",
+        "placement",
         "cleanup",
     ]
     token = openstack_cli(env, podman, "token", "issue", "-f", "value", "-c", "id")
