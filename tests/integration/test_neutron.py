@@ -1,18 +1,19 @@
-"""neutron for real: ML2/linuxbridge on the example with neutron (tests/neutron_model.py:
-one controller with neutron-server, cmp01 with the four agents; no nova), on a stack of
-its own (10.62.0.0/24), through the API with openstacksdk, as a user would:
+"""neutron for real: ML2/linuxbridge on the example without nova (tests/neutron_model.py:
+one controller with neutron-server, cmp01 with the four agents), on a stack of its own
+(10.62.0.0/24), through the API with openstacksdk, as a user would:
 
 * `saline up`; the four agents of cmp01 alive in neutron's agent list; `saline smoke`
   finds the network endpoint in the catalog;
-* the external flat network `public` (172.24.4.0/24 on br-ex, no DHCP, gateway
-  172.24.4.1), a tenant vxlan network with a DHCP subnet, a router with its gateway on
-  `public` and an interface on the tenant subnet;
+* the external flat network `public` as neutron-server's `networks` task made it from
+  the model (172.24.4.0/24 on br-ex, no DHCP, gateway 172.24.4.1); a tenant vxlan
+  network with a DHCP subnet, a router with its gateway on `public` and an interface on
+  the tenant subnet;
 * the DHCP port goes ACTIVE and dnsmasq runs in the network's qdhcp namespace; the
   router's gateway address (172.24.4.x) answers ping from cmp01's network namespace (a
   `podman exec` in its node container); the metadata agent answers on its socket from
   the L3 agent's container (the folder they share); a floating address is allocated;
 * the node netns's rules are in nf_tables (the host's backend), none in legacy tables;
-* everything deleted again; then cmp01's node container killed (its network namespace,
+* what the test made deleted again; then cmp01's node container killed (its network namespace,
   br-ex with it, gone): `saline up` brings the node and its agents back, br-ex with them.
 
 Every wait is bounded; each step prints its time (run with -s to see them).
@@ -205,22 +206,14 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
     net = cloud.conn.network
     created: list[tuple[str, Callable[[], Any]]] = []
     try:
-        public = net.create_network(
-            name="public",
-            is_router_external=True,
-            provider_network_type="flat",
-            provider_physical_network="external",
-        )
-        created.append(("public", lambda: net.delete_network(public)))
-        net.create_subnet(
-            network_id=public.id,
-            name="public-subnet",
-            ip_version=4,
-            cidr=f"{EXTERNAL}.0/24",
-            gateway_ip=f"{EXTERNAL}.1",
-            is_dhcp_enabled=False,
-            allocation_pools=[{"start": f"{EXTERNAL}.10", "end": f"{EXTERNAL}.100"}],
-        )
+        # The external network is the model's (neutron:server:networks), made by
+        # neutron-server's `networks` task: flat on the physical network of br-ex.
+        [public] = list(net.networks(name="public"))
+        assert public.is_router_external and public.provider_network_type == "flat"
+        assert public.provider_physical_network == "external"
+        [external] = list(net.subnets(network_id=public.id))
+        assert (external.cidr, external.gateway_ip) == (f"{EXTERNAL}.0/24", f"{EXTERNAL}.1")
+        assert not external.is_dhcp_enabled
         tenant = net.create_network(name="saline-tenant")
         created.append(("tenant", lambda: net.delete_network(tenant)))
         assert tenant.provider_network_type == "vxlan"
@@ -309,7 +302,7 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
             except Exception as e:  # keep deleting the rest
                 problems.append(f"{what}: {e}")
         assert not problems, problems
-    assert not [n for n in net.networks() if n.name in ("public", "saline-tenant")]
+    assert not list(net.networks(name="saline-tenant"))
     assert not list(net.routers(name="saline-router"))
 
 
