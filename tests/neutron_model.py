@@ -1,6 +1,7 @@
 """The example model for neutron's own test, built at test time from the example (which
 runs neutron: cluster.openstack.cloud.* and the compute node cmp01): optionally without
-nova (``neutron:server:compute:enabled`` false: no port events to send), with one
+nova (its classes and haproxy's listeners for it; ``neutron:server:compute:enabled``
+false: no port events to send), with one
 controller, and on other addresses (a stack beside the example's).
 
 Every edit asserts that the text it changes is there (release_tools.edit): a change of
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import yaml
 
 from release_tools import edit
 from tools import EXAMPLE
@@ -52,6 +55,13 @@ def neutron_model(
         edit(control, "  nova_api_address: ${_param:single_address}\n", "")
         control.write_text(control.read_text() + WITHOUT_NOVA)
         edit(classes / "compute.yml", "  - system.nova.compute\n", "")
+        # nova's listeners would have no servers, and haproxy is healthy only when every
+        # listener has one: the proxy keeps neutron's.
+        proxy = classes / "cloud" / "proxy.yml"
+        text = proxy.read_text()
+        listeners = yaml.safe_load(text)["parameters"]["haproxy"]["proxy"]["listen"]
+        assert all(name.startswith("nova_") for name in listeners), f"{proxy}: {listeners}"
+        proxy.write_text(text[: text.index("parameters:\n")])
     if controllers == 1:
         (model / "nodes" / "ctl02.openstack.local.yml").unlink()
     if prefix != EXAMPLE_PREFIX:

@@ -229,13 +229,13 @@ def container_started():
         # Field 22 (starttime, clock ticks after boot), counted after the command's ")".
         ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
     seconds = boot + ticks / os.sysconf("SC_CLK_TCK")
-    return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(int(seconds), datetime.UTC)
 
 
 def neutron_time(text):
     """neutron's timestamps (``2026-12-01 03:35:01``, UTC) as an aware datetime."""
     parsed = datetime.datetime.fromisoformat(str(text).replace("T", " ").rstrip("Z"))
-    return parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.replace(tzinfo=datetime.UTC)
 
 
 def main(argv):
