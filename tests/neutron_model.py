@@ -58,10 +58,13 @@ def neutron_model(
         # nova's listeners would have no servers, and haproxy is healthy only when every
         # listener has one: the proxy keeps neutron's.
         proxy = classes / "cloud" / "proxy.yml"
-        text = proxy.read_text()
-        listeners = yaml.safe_load(text)["parameters"]["haproxy"]["proxy"]["listen"]
-        assert all(name.startswith("nova_") for name in listeners), f"{proxy}: {listeners}"
-        proxy.write_text(text[: text.index("parameters:\n")])
+        data = yaml.safe_load(proxy.read_text())
+        listeners = data["parameters"]["haproxy"]["proxy"]["listen"]
+        nova = [name for name in listeners if name.startswith("nova_")]
+        assert nova, f"{proxy}: no nova listener in {sorted(listeners)}"
+        for name in nova:
+            del listeners[name]
+        proxy.write_text(yaml.safe_dump(data, sort_keys=False))
     if controllers == 1:
         (model / "nodes" / "ctl02.openstack.local.yml").unlink()
     if prefix != EXAMPLE_PREFIX:
