@@ -1,6 +1,6 @@
 """neutron for real: ML2/linuxbridge on the example without nova (tests/neutron_model.py:
 one controller with neutron-server, cmp01 with the four agents), on a stack of its own
-(10.62.0.0/24), through the API with openstacksdk, as a user would:
+(10.67.0.0/24), through the API with openstacksdk, as a user would:
 
 * `saline up`; the four agents of cmp01 alive in neutron's agent list; `saline smoke`
   finds the network endpoint in the catalog;
@@ -37,7 +37,7 @@ from tools import require_tools
 pytestmark = pytest.mark.integration
 
 STACK = "neutron-e2e"
-PREFIX = "10.62.0."
+PREFIX = "10.67.0."
 NODE = "cmp01"
 AGENTS = (
     "neutron-dhcp-agent",
