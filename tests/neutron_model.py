@@ -60,9 +60,9 @@ def neutron_model(
         proxy = classes / "cloud" / "proxy.yml"
         data = yaml.safe_load(proxy.read_text())
         listeners = data["parameters"]["haproxy"]["proxy"]["listen"]
-        nova = [name for name in listeners if name.startswith("nova_")]
-        assert nova, f"{proxy}: no nova listener in {sorted(listeners)}"
-        for name in nova:
+        nova_listeners = [name for name in listeners if name.startswith("nova_")]
+        assert nova_listeners, f"{proxy}: no nova listener in {sorted(listeners)}"
+        for name in nova_listeners:
             del listeners[name]
         proxy.write_text(yaml.safe_dump(data, sort_keys=False))
     if controllers == 1:
