@@ -198,6 +198,7 @@ def script_of(command: list[str]) -> Path:
                 "neutron-dhcp-agent",
                 "neutron-l3-agent",
                 "neutron-metadata-agent",
+                "horizon",
             )
         ),
         vhosts_task(),

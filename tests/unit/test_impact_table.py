@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from dashboard_model import dashboard_model
 from neutron_model import neutron_model
 from saline.configs import render_nodes
 from saline.formulas import FormulaSet
@@ -32,17 +33,22 @@ def _covers(entry: str, path: str) -> bool:
 
 
 #: The models the shipped formulas are rendered for: the example, and the test model of
-#: the services it does not run (keepalived, ceph); and the example with neutron, built
-#: at test time (tests/neutron_model.py).
+#: the services it does not run (keepalived, ceph); and the example with neutron and the
+#: example with the dashboard, built at test time (tests/neutron_model.py,
+#: tests/dashboard_model.py).
 MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip", REPO / "tests" / "data" / "ceph"]
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """service -> rendered path -> content, over every node of :data:`MODELS` and the
-    example with neutron."""
+    example with neutron and the example with the dashboard."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
-    for path in [*MODELS, neutron_model(tmp_path_factory.mktemp("neutron"))]:
+    built = [
+        neutron_model(tmp_path_factory.mktemp("neutron")),
+        dashboard_model(tmp_path_factory.mktemp("dashboard")),
+    ]
+    for path in [*MODELS, *built]:
         for configs in render_nodes(load_model(str(path)), SHIPPED).values():
             for sc in configs:
                 out[sc.service.name].update({f.path: f.content for f in sc.files})
@@ -102,6 +108,12 @@ def test_the_reloads_the_shipped_formulas_declare() -> None:
     haproxy = SHIPPED.services["haproxy"][1]
     assert haproxy.impact("/etc/haproxy/haproxy.cfg").change == "reload"
     assert haproxy.reload == Reload(command=["saline-entrypoint", "haproxy-reload"])
+    horizon = SHIPPED.services["horizon"][1]
+    settings = "/etc/openstack-dashboard/local_settings.d/_9000_saline.py"
+    assert horizon.impact(settings).change == "reload"
+    assert horizon.impact("/etc/openstack-dashboard/horizon-uwsgi.ini").change == "restart"
+    assert horizon.reload is not None and horizon.reload.command is not None
+    assert horizon.reload.command[:3] == ["saline-entrypoint", "uwsgi-reload", "--graceful"]
     for name in (
         "glance-api",
         "mariadb",
