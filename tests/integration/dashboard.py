@@ -49,6 +49,9 @@ OPTIONS = (
 #: What a page may take (a login asks keystone, an instances page nova and glance).
 TIMEOUT = 60.0
 LOGIN = "/auth/login/"
+#: A refused login's form: Horizon's alert (wrong credentials) or a field's error (a
+#: required field left empty).
+ERRORS = "form .alert-danger, form .has-error .help-block"
 
 
 class LoginRefused(AssertionError):
@@ -105,14 +108,12 @@ def login(
         # again, with its error alert.
         if not _path(d).startswith(LOGIN):
             return bool(d.find_elements(By.CSS_SELECTOR, ".user-menu .user-name"))
-        return bool(d.find_elements(By.CSS_SELECTOR, "form .alert-danger")) and (
-            not _is_current(form)
-        )
+        return bool(d.find_elements(By.CSS_SELECTOR, ERRORS)) and not _is_current(form)
 
     wait.until(done, "a page after the login (or the login's error)")
     took = time.monotonic() - started
     if _path(driver).startswith(LOGIN):
-        errors = driver.find_elements(By.CSS_SELECTOR, "form .alert-danger")
+        errors = driver.find_elements(By.CSS_SELECTOR, ERRORS)
         raise LoginRefused(" ".join(e.text.strip() for e in errors) or "no reason shown")
     return took
 
