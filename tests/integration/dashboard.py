@@ -46,6 +46,8 @@ OPTIONS = (
     "--disable-sync",
     "--no-first-run",
 )
+#: The browser window's size (width, height): what screenshots are as wide as.
+WINDOW = (1400, 1000)
 #: What a page may take (a login asks keystone, an instances page nova and glance).
 TIMEOUT = 60.0
 LOGIN = "/auth/login/"
@@ -67,7 +69,7 @@ def browser(
     profile.mkdir(parents=True)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in (*OPTIONS, f"--user-data-dir={profile}", "--window-size=1400,1000"):
+    for arg in (*OPTIONS, f"--user-data-dir={profile}", "--window-size={},{}".format(*WINDOW)):
         options.add_argument(arg)
     service = Service(executable_path=CHROMEDRIVER, log_output=str(log) if log else None)
     driver = webdriver.Chrome(service=service, options=options)

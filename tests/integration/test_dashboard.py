@@ -3,9 +3,10 @@ controllers behind haproxy, used through a real browser, Debian's headless Chrom
 (integration/dashboard.py).
 
 One stack of its own (name, state folder, registry, subnet 10.73.0.0/24): the example
-with the dashboard built at test time (tests/dashboard_model.py: the core profile,
-horizon on ctl01 and ctl02, haproxy's port 80, nova's control services on ctl01 so that
-Horizon's project pages have a compute service to show). In order:
+with the dashboard built at test time (tests/dashboard_model.py: horizon on ctl01 and
+ctl02, haproxy's port 80; the example's compute node left out, nova's and neutron's
+control services kept, since Horizon's project pages need a compute and a network
+service in the catalog). In order:
 
 * `saline up`: both horizon instances healthy, and each one's API check (a login through
   its form) passes;
@@ -43,6 +44,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from dashboard_model import dashboard_model
 from integration.conftest import own_stack
 from integration.dashboard import (
+    WINDOW,
     LoginRefused,
     browser,
     instance_names,
@@ -79,8 +81,8 @@ class Dashboard:
     podman: Podman
     root: Path
     #: The admin's name and password (`saline openrc`).
-    user: str = ""
-    password: str = ""
+    user: str
+    password: str
     #: The browser's session cookie after the login (name -> value).
     cookies: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -111,7 +113,10 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     root = tmp_path_factory.mktemp("dashboard")
     model = dashboard_model(root / "src", prefix=PREFIX)
     with own_stack(root, model, STACK) as env:
-        yield Dashboard(env, Podman.for_state(str(root / "state")), root)
+        # The model's admin (what `saline openrc` gives a user of the cloud).
+        rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
+        podman = Podman.for_state(str(root / "state"))
+        yield Dashboard(env, podman, root, rc["OS_USERNAME"], rc["OS_PASSWORD"])
 
 
 @pytest.fixture
@@ -135,8 +140,6 @@ def test_up_serves_the_dashboard_on_both_controllers(dash: Dashboard) -> None:
     }
     for node in CONTROLLERS:
         assert rows[f"horizon-{node}"]["health"] == "healthy", rows[f"horizon-{node}"]
-    rc = json.loads(ok(dash.env, "openrc", "--format", "json").stdout)
-    dash.user, dash.password = rc["OS_USERNAME"], rc["OS_PASSWORD"]
     # Each instance's API check: a real login through its own form, as apply's gate does.
     for node in CONTROLLERS:
         done = dash.podman.run_in(dash.container(f"horizon-{node}"), API_CHECK, timeout=120)
@@ -173,7 +176,6 @@ def styled_and_scripted(driver: WebDriver) -> dict[str, Any]:
 def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
     dash: Dashboard, tmp_path: Path, no_selenium_manager: None
 ) -> None:
-    assert dash.user, "needs test_up_serves_the_dashboard_on_both_controllers first"
     start = time.monotonic()
     with browser(tmp_path / "profile", log=tmp_path / "chromedriver.log") as driver:
         timed(dash, "Chromium started", time.monotonic() - start)
@@ -206,7 +208,9 @@ def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
         admin = screenshot(driver, tmp_path / "admin.png")
         dash.cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
     for shot in (overview, instances, admin):
-        print(f"\ndashboard: screenshot {shot} {png_size(shot)}")
+        # The window's width (its height is the window's less the headless frame).
+        assert png_size(shot)[0] == WINDOW[0], png_size(shot)
+        print(f"\ndashboard: screenshot {shot}")
     assert "sessionid" in dash.cookies, sorted(dash.cookies)
 
 
