@@ -1,7 +1,8 @@
 """The example model with the dashboard, built at test time (a copy kept in tests/data
-would drift from the example): the example without its compute node (Horizon shows the
-project's pages only where the catalog has compute and network services: nova's and
-neutron's control services stay on the controllers, no server can boot), plus
+would drift from the example): the example without its compute and storage nodes
+(Horizon shows the project's pages only where the catalog has compute and network
+services: nova's and neutron's control services stay on the controllers; cinder goes
+with the storage node; no server can boot), plus
 
 * ``cluster.openstack.control``: ``system.horizon.server`` and the node's export
   ``horizon_address`` (haproxy's servers), so horizon runs on both controllers;
@@ -58,6 +59,8 @@ def dashboard_model(root: Path, *, prefix: str = EXAMPLE_PREFIX, cloud: bool = T
         if classes and all(c in CLOUD_ROLES for c in classes):
             node.unlink()
     cluster = model / "classes" / "cluster" / "openstack"
+    if cloud:
+        without_cinder(model / CLOUD_CLASSES)
     edit(
         cluster / "control.yml",
         "  - system.placement.server\n",
@@ -86,3 +89,22 @@ def dashboard_model(root: Path, *, prefix: str = EXAMPLE_PREFIX, cloud: bool = T
             if EXAMPLE_PREFIX in text:
                 path.write_text(text.replace(EXAMPLE_PREFIX, prefix))
     return model
+
+
+def without_cinder(cloud: Path) -> None:
+    """cinder out of the cloud/ classes: its volume service needs the storage node (Ceph),
+    which left with the cloud's other nodes; Horizon's pages show no volume service then.
+    haproxy's cinder listeners would have no server, and haproxy is healthy only when
+    every listener has one."""
+    (cloud / "volume.yml").write_text("# emptied: no storage node (tests/dashboard_model.py)\n")
+    control = cloud / "control.yml"
+    edit(control, "  - system.cinder.controller\n", "")
+    edit(control, "  cinder_api_address: ${_param:single_address}\n", "")
+    proxy = cloud / "proxy.yml"
+    data = yaml.safe_load(proxy.read_text())
+    listeners = data["parameters"]["haproxy"]["proxy"]["listen"]
+    cinder = [name for name in listeners if name.startswith("cinder")]
+    assert cinder, f"{proxy}: no cinder listener in {sorted(listeners)}"
+    for name in cinder:
+        del listeners[name]
+    proxy.write_text(yaml.safe_dump(data, sort_keys=False))
