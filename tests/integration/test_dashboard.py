@@ -4,9 +4,9 @@ controllers behind haproxy, used through a real browser, Debian's headless Chrom
 
 One stack of its own (name, state folder, registry, subnet 10.73.0.0/24): the example
 with the dashboard built at test time (tests/dashboard_model.py: horizon on ctl01 and
-ctl02, haproxy's port 80; the example's compute node left out, nova's and neutron's
-control services kept, since Horizon's project pages need a compute and a network
-service in the catalog). In order:
+ctl02, haproxy's port 80; the example's compute and storage nodes left out, and cinder
+with them; nova's and neutron's control services kept, since Horizon's project pages
+need a compute and a network service in the catalog). In order:
 
 * `saline up`: both horizon instances healthy, and each one's API check (a login through
   its form) passes;
