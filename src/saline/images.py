@@ -149,18 +149,34 @@ def image_list(
     model: Model, formulas: FormulaSet, registry: str | None, resolve: Resolve
 ) -> list[dict[str, Any]]:
     """Each service's image for scripts: its full reference, the Debian suites it is
-    built from, and the packages it adds to its base (name -> version)."""
-    return [
-        {
-            "service": s.name,
-            "image": s.ref(registry),
-            "suites": list(s.suites.names),
-            "packages": s.packages.versions(),
-            "package_count": len(s.all_packages),
-        }
-        for s in model_images(model, formulas, resolve)
-        if s.kind == "service"
-    ]
+    built from, the formula's shared layers it is built on, and the packages it adds to
+    saline's base (name -> version; a layered service's own image may add none: nova-api's
+    packages are nova-common's)."""
+    specs = model_images(model, formulas, resolve)
+    by_name = {s.name: s for s in specs}
+    rows: list[dict[str, Any]] = []
+    for s in specs:
+        if s.kind != "service":
+            continue
+        layers: list[str] = []
+        below = by_name[s.parent] if s.parent else None
+        while below is not None and below.kind == "common":
+            layers.insert(0, below.name)
+            below = by_name[below.parent] if below.parent else None
+        base = below.all_packages.versions() if below is not None else {}
+        rows.append(
+            {
+                "service": s.name,
+                "image": s.ref(registry),
+                "suites": list(s.suites.names),
+                "layers": layers,
+                "packages": {
+                    n: v for n, v in s.all_packages.versions().items() if base.get(n) != v
+                },
+                "package_count": len(s.all_packages),
+            }
+        )
+    return rows
 
 
 def build_images(

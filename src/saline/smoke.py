@@ -163,8 +163,13 @@ def run_smoke(
                 d.append(f"{kind} {endpoints[kind][0]['url']}")
             # Each answers (a balancer marks a new backend up seconds after it is healthy:
             # until then it says 503, and the clients' version discovery fails).
+            # Where clients go: the catalog's URL, or the override openrc gives for it
+            # (a Kubernetes catalog names Services this machine does not resolve).
+            overrides = endpoint_overrides(env)
             for kind in sorted(catalog):
-                url = endpoints[kind][0]["url"].split("%(")[0]
+                url = overrides.get(
+                    f"{kind.replace('-', '_')}_endpoint_override", endpoints[kind][0]["url"]
+                ).split("%(")[0]
                 _wait(
                     f"the {kind} endpoint {url}",
                     functools.partial(_answers, conn, url),

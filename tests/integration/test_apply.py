@@ -112,8 +112,10 @@ def test_apply_local_test_mode_runs_the_highstate() -> None:
     )
     assert out.returncode == 0, out.stderr
     ids = {r["id"] for r in json.loads(out.stdout)}
-    # The node's applications (memcached, keystone, glance) make its highstate.
+    # The node's applications (memcached, keystone, glance, the cloud's nova and cinder
+    # controllers with cinder-volume: one cinder.conf) make its highstate.
     assert {"memcached_config", "keystone_config", "glance_api_config"} <= ids
+    assert {"nova_config", "nova-api_service", "cinder_config", "cinder-volume_service"} <= ids
 
 
 def test_apply_reports_a_failing_state(ssh_host: SshHost, tmp_path: Path) -> None:

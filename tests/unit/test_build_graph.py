@@ -192,3 +192,10 @@ def test_images_of_the_example_model() -> None:
     assert all(
         i["image"].startswith(f"registry.example:5000/saline/{i['service']}:") for i in listed
     )
+    # A layered service lists its formula's layers and what they install (its own image
+    # may add nothing); packages the base image holds are not listed.
+    rows = {i["service"]: i for i in listed}
+    assert rows["nova-compute"]["layers"] == ["nova-common", "nova-hypervisor"]
+    assert {"nova-common", "nova-compute-kvm"} <= set(rows["nova-compute"]["packages"])
+    assert rows["keystone"]["layers"] == [] and "keystone" in rows["keystone"]["packages"]
+    assert all(i["packages"] for i in listed)

@@ -252,3 +252,27 @@ def test_the_catalog_check_waits_until_each_endpoint_answers(
     with pytest.raises(SmokeError, match=r"the image endpoint http://10.0.0.1:9292: not within"):
         run_smoke(ENV, lambda line: None)
     assert asked.count("http://10.0.0.1:5000/v3") == 3
+
+
+def test_the_catalog_check_waits_where_openrc_overrides_an_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Kubernetes catalog names Services (http://glance-api:9292) this machine does
+    not resolve: the check asks the override openrc gives, as the clients do."""
+    cloud = fake_cloud([])
+    asked: list[str] = []
+
+    def get(url: str, **kw: Any) -> Any:
+        asked.append(url)
+        return SimpleNamespace(status_code=300)
+
+    cloud.session.get = get
+    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    env = {**ENV, "OS_IMAGE_ENDPOINT_OVERRIDE": "http://10.96.0.7:9292"}
+    lines: list[str] = []
+    # The fake glance fails the upload, after the catalog check passed.
+    with pytest.raises(SmokeError, match="image upload"):
+        run_smoke(env, lines.append)
+    assert any(line.startswith("ok   catalog") for line in lines)
+    assert "http://10.96.0.7:9292" in asked and "http://10.0.0.1:9292" not in asked
+    assert "http://10.0.0.1:5000/v3" in asked
