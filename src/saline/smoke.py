@@ -273,6 +273,36 @@ def _wait(what: str, ready: Callable[[], Any], timeout: float, step: float = 2.0
         time.sleep(step)
 
 
+def upload_guest(
+    conn: Any,
+    files: dict[str, str],
+    description: dict[str, Any],
+    name: str,
+    cleanup: list[tuple[str, Callable[[], Any]]],
+) -> dict[str, str]:
+    """saline's guest (``files`` and ``description``: :class:`saline.guest.Guest`'s) as
+    glance images NAME-kernel, NAME-ramdisk and NAME-disk, the disk's properties naming
+    the other two; each one's deletion added to ``cleanup``. Role -> image id."""
+    ids: dict[str, str] = {}
+    for role in ("kernel", "ramdisk", "disk"):
+        spec = description["images"][role]
+        props = dict(spec.get("properties", {}))
+        props |= {prop: ids[other] for prop, other in spec.get("id_properties", {}).items()}
+        with open(files[role], "rb") as fh:
+            image = conn.image.create_image(
+                name=f"{name}-{role}",
+                data=fh.read(),
+                disk_format=spec["disk_format"],
+                container_format=spec["container_format"],
+                wait=True,
+                timeout=120,
+                **props,
+            )
+        cleanup.append((f"image {role}", functools.partial(conn.image.delete_image, image)))
+        ids[role] = image.id
+    return ids
+
+
 def _server_checks(
     conn: Any,
     server: Server,
@@ -285,25 +315,8 @@ def _server_checks(
     from .guest import ADDRESS_LINE, BOOTED, DISK_LINE, PAGE_MARK
 
     name = f"saline-smoke-{suffix}"
-    images = server.description["images"]
     with check("guest images") as d:
-        ids: dict[str, str] = {}
-        for role in ("kernel", "ramdisk", "disk"):
-            spec = images[role]
-            props = dict(spec.get("properties", {}))
-            props |= {prop: ids[other] for prop, other in spec.get("id_properties", {}).items()}
-            with open(server.files[role], "rb") as fh:
-                image = conn.image.create_image(
-                    name=f"{name}-{role}",
-                    data=fh.read(),
-                    disk_format=spec["disk_format"],
-                    container_format=spec["container_format"],
-                    wait=True,
-                    timeout=120,
-                    **props,
-                )
-            cleanup.append((f"image {role}", functools.partial(conn.image.delete_image, image)))
-            ids[role] = image.id
+        ids = upload_guest(conn, server.files, server.description, name, cleanup)
         d.append(f"kernel, ramdisk and machine image ({server.description['kernel_release']})")
     networks: list[dict[str, str]] = []
     floating: Any = None

@@ -105,7 +105,7 @@ def example_cloud(root: Path) -> Iterator[ExampleCloud]:
     require_tools("podman", "git", "docker-registry")
     model = root / "model"
     # The core profile (identity and images): the day-2 modules' stack. The whole cloud
-    # (nova, neutron: a server booted) is test_cloud's, once, on a stack of its own.
+    # (nova, neutron: a server booted) is the integration/cloud package's, on its own.
     shutil.copytree(core_example(root / "source"), model)
     env = {
         **os.environ,

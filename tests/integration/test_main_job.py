@@ -1,5 +1,5 @@
 """The README's main job (`scripts/main-job`) on the example model (its core profile: the
-whole cloud's is test_cloud.py), for real: compile,
+whole cloud's is integration/cloud/test_cloud.py), for real: compile,
 render every node, start a registry, build (images are shared with the other tests) and
 push, list, bring the OpenStack stack up and pass smoke; then run again, which converges.
 

@@ -1,9 +1,9 @@
-"""The horizon formula's pure parts: what it renders for the example with the dashboard
-(tests/dashboard_model.py), haproxy's listener for it, and its API check (a real login
-through the form) against a small fake of Horizon's login pages.
+"""The horizon formula's pure parts: what it renders for the example (its controllers run
+the dashboard: classes/cluster/openstack/cloud), haproxy's listener for it, and its API
+check (a real login through the form) against a small fake of Horizon's login pages.
 
 The real dashboard (Debian's openstack-dashboard under uwsgi, keystone behind it, a
-browser) is tests/integration/test_dashboard.py.
+browser) is tests/integration/cloud/test_dashboard.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from dashboard_model import SECRET_KEY, dashboard_model
 from saline.configs import render_nodes
 from saline.formulas import FormulaSet
 from saline.model import load_model
-from tools import FORMULAS, deployment
+from tools import EXAMPLE, FORMULAS, deployment
 from unit.test_entrypoint_pillar import PLACEHOLDER, _pillar_files, _run, api_check, shim
 
 __all__ = ["shim"]  # a fixture of test_entrypoint_pillar, used here
@@ -35,6 +34,8 @@ SNIPPET = "/etc/openstack-dashboard/local_settings.d/_9000_saline.py"
 UWSGI = "/etc/openstack-dashboard/horizon-uwsgi.ini"
 CONTROLLERS = ("ctl01.openstack.local", "ctl02.openstack.local")
 PUBLIC = "10.10.0.40"
+#: The example's horizon_secret_key (classes/cluster/openstack/secrets.yml).
+SECRET_KEY = "oJ3x5mRk2vQ8tZ1bY7nW4cL9fH6dS0gA3pE2uK8iV5rT1yN7qM"
 #: What Horizon's offline compression context is made of (openstack_dashboard/settings.py
 #: HORIZON_COMPRESS_OFFLINE_CONTEXT_BASE, horizon.themes.offline_context): a snippet that
 #: set one would need the static files compressed again at every start.
@@ -55,8 +56,8 @@ OFFLINE_CONTEXT = {
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return dashboard_model(tmp_path_factory.mktemp("dashboard"))
+def model() -> Path:
+    return EXAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dashboard_model import dashboard_model
 from neutron_model import neutron_model
 from saline.configs import render_nodes
 from saline.formulas import FormulaSet
@@ -33,20 +32,18 @@ def _covers(entry: str, path: str) -> bool:
 
 
 #: The models the shipped formulas are rendered for: the example, and the test model of
-#: the services it does not run (keepalived, ceph); and the example with neutron and the
-#: example with the dashboard, built at test time (tests/neutron_model.py,
-#: tests/dashboard_model.py).
+#: the services it does not run (keepalived, ceph); and the example with neutron only,
+#: built at test time (tests/neutron_model.py).
 MODELS = [EXAMPLE, REPO / "tests" / "data" / "vip", REPO / "tests" / "data" / "ceph"]
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """service -> rendered path -> content, over every node of :data:`MODELS` and the
-    example with neutron and the example with the dashboard."""
+    example with neutron only."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
     built = [
         neutron_model(tmp_path_factory.mktemp("neutron")),
-        dashboard_model(tmp_path_factory.mktemp("dashboard")),
     ]
     for path in [*MODELS, *built]:
         for configs in render_nodes(load_model(str(path)), SHIPPED).values():

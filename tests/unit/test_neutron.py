@@ -4,7 +4,7 @@ what the render refuses, the stack's order and what the agents get of their node
 the agents' health check against a real connection. Pure but for Salt and a loopback
 socket.
 
-The services themselves run in tests/integration/test_neutron.py.
+The services themselves run in tests/integration/cloud/test_neutron.py.
 """
 
 from __future__ import annotations

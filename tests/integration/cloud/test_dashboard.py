@@ -1,27 +1,22 @@
 """The dashboard for real: Horizon (Debian's openstack-dashboard under uwsgi) on both
-controllers behind haproxy, used through a real browser, Debian's headless Chromium
-(integration/dashboard.py).
+controllers of the whole example cloud (the package's stack, integration/cloud/conftest.py)
+behind haproxy's port 80, used through a real browser, Debian's headless Chromium
+(integration/dashboard.py). In order:
 
-One stack of its own (name, state folder, registry, subnet 10.73.0.0/24): the example
-with the dashboard built at test time (tests/dashboard_model.py: horizon on ctl01 and
-ctl02, haproxy's port 80; the example's compute and storage nodes left out, and cinder
-with them; nova's and neutron's control services kept, since Horizon's project pages
-need a compute and a network service in the catalog). In order:
-
-* `saline up`: both horizon instances healthy, and each one's API check (a login through
-  its form) passes;
+* both horizon instances healthy, and each one's API check (a login through its form)
+  passes;
 * Chromium opens http://PROXY/, logs in as the model's admin through the form, lands on
-  the project's overview; the instances page shows its table (empty: no compute node);
-  the admin dashboard opens; each page shows the user's name and was styled and scripted
-  by the static files compressed in the image (screenshots in the test's tmp folder);
+  the project's overview; a server booted through the API (saline's guest, no network)
+  is listed on the instances page; the admin dashboard opens; each page shows the user's
+  name and was styled and scripted by the static files compressed in the image
+  (screenshots in the test's tmp folder);
 * a wrong password: the form again, with Horizon's "Invalid credentials.";
 * the browser's session is good on either instance (asked directly, not through
   haproxy): the sessions are in the shared memcached, signed with the same key;
 * a settings change (the session timeout) is planned as a reload of each instance, and
   `saline apply` reloads them in place (the containers keep running).
 
-Every wait is bounded; times are printed (run with -s to see them). Bringing stacks up
-is serialised on this machine by the caller (`flock -o /tmp/saline-podman.lock`).
+Every wait is bounded; times are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -41,8 +36,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from dashboard_model import dashboard_model
-from integration.conftest import own_stack
+from integration.cloud.conftest import PREFIX, PROXY, CloudStack
 from integration.dashboard import (
     WINDOW,
     LoginRefused,
@@ -54,16 +48,17 @@ from integration.dashboard import (
     user_name,
 )
 from integration.test_stack import ok, saline
-from saline.runtime.podman import Podman
+from saline.smoke import upload_guest
 from tools import require_tools
 
 pytestmark = pytest.mark.integration
 
-STACK = "dashboard-e2e"
-PREFIX = "10.73.0."
-PROXY = f"{PREFIX}40"
 URL = f"http://{PROXY}"
 CONTROLLERS = {"ctl01": f"{PREFIX}30", "ctl02": f"{PREFIX}31"}
+#: The server the instances page must list.
+SERVER = "saline-dashboard-guest"
+#: Seconds a server without a network may take to be ACTIVE (16 s measured by smoke).
+ACTIVE_TIMEOUT = 240
 HORIZON_CLASS = Path("classes/system/horizon/server.yml")
 SNIPPET = "/etc/openstack-dashboard/local_settings.d/_9000_saline.py"
 API_CHECK = [
@@ -77,9 +72,7 @@ API_CHECK = [
 
 @dataclass
 class Dashboard:
-    env: dict[str, str]
-    podman: Podman
-    root: Path
+    stack: CloudStack
     #: The admin's name and password (`saline openrc`).
     user: str
     password: str
@@ -87,17 +80,16 @@ class Dashboard:
     cookies: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def env(self) -> dict[str, str]:
+        return self.stack.env
+
     def container(self, service: str) -> str:
-        for c in self.podman.containers(f"io.podman.compose.project={STACK}"):
-            if c["Labels"].get("io.podman.compose.service") == service and c["State"] == (
-                "running"
-            ):
-                return str(c["Names"][0])
-        raise AssertionError(f"no running container for {service}")
+        return self.stack.container(service)
 
     def started(self, service: str) -> str:
         """The container's id and start time (a reload in place keeps both)."""
-        out = self.podman.cli(["inspect", "--format", "json", self.container(service)])
+        out = self.stack.podman.cli(["inspect", "--format", "json", self.container(service)])
         info = json.loads(out)[0]
         return f"{info['Id']}@{info['State']['StartedAt']}"
 
@@ -108,15 +100,53 @@ def timed(d: Dashboard, label: str, seconds: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    require_tools("podman", "docker-registry", "chromium", "chromedriver")
-    root = tmp_path_factory.mktemp("dashboard")
-    model = dashboard_model(root / "src", prefix=PREFIX)
-    with own_stack(root, model, STACK) as env:
-        # The model's admin (what `saline openrc` gives a user of the cloud).
-        rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
-        podman = Podman.for_state(str(root / "state"))
-        yield Dashboard(env, podman, root, rc["OS_USERNAME"], rc["OS_PASSWORD"])
+def dash(cloud: CloudStack) -> Dashboard:
+    require_tools("chromium", "chromedriver")
+    # The model's admin (what `saline openrc` gives a user of the cloud).
+    rc = cloud.openrc()
+    return Dashboard(cloud, rc["OS_USERNAME"], rc["OS_PASSWORD"])
+
+
+@pytest.fixture(scope="module")
+def server(dash: Dashboard) -> Iterator[str]:
+    """A server booted through the API, as a user of the cloud would (saline's guest, no
+    network: the instances page needs nothing more); deleted, with its images, after."""
+    import openstack
+
+    rc = dash.stack.openrc()
+    conn = openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth={
+            "auth_url": rc["OS_AUTH_URL"],
+            "username": rc["OS_USERNAME"],
+            "password": rc["OS_PASSWORD"],
+            "project_name": rc["OS_PROJECT_NAME"],
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        region_name=rc.get("OS_REGION_NAME"),
+        interface="public",
+        identity_api_version="3",
+    )
+    guest = json.loads(ok(dash.env, "guest", "build", "--format", "json").stdout)
+    cleanup: list[tuple[str, Any]] = []
+    try:
+        start = time.monotonic()
+        ids = upload_guest(conn, guest["files"], guest["guest"], SERVER, cleanup)
+        flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+        vm = conn.compute.create_server(
+            name=SERVER, image_id=ids["disk"], flavor_id=flavor.id, networks="none"
+        )
+        cleanup.append(("server", lambda: conn.compute.delete_server(vm)))
+        vm = conn.compute.wait_for_server(vm, status="ACTIVE", wait=ACTIVE_TIMEOUT)
+        timed(dash, "a server booted through the API (images, ACTIVE)", time.monotonic() - start)
+        yield str(vm.name)
+    finally:
+        for what, delete in reversed(cleanup):
+            delete()
+            if what == "server":
+                conn.compute.wait_for_delete(vm, wait=120)
 
 
 @pytest.fixture
@@ -130,10 +160,7 @@ def no_selenium_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SeleniumManager, "binary_paths", refuse)
 
 
-def test_up_serves_the_dashboard_on_both_controllers(dash: Dashboard) -> None:
-    start = time.monotonic()
-    ok(dash.env, "up")
-    timed(dash, "saline up (images built if missing)", time.monotonic() - start)
+def test_both_controllers_serve_the_dashboard(dash: Dashboard) -> None:
     rows = {
         r["name"]: r
         for r in json.loads(ok(dash.env, "status", "--format", "json").stdout)["services"]
@@ -141,14 +168,15 @@ def test_up_serves_the_dashboard_on_both_controllers(dash: Dashboard) -> None:
     for node in CONTROLLERS:
         assert rows[f"horizon-{node}"]["health"] == "healthy", rows[f"horizon-{node}"]
     # Each instance's API check: a real login through its own form, as apply's gate does.
+    podman = dash.stack.podman
     for node in CONTROLLERS:
-        done = dash.podman.run_in(dash.container(f"horizon-{node}"), API_CHECK, timeout=120)
+        done = podman.run_in(dash.container(f"horizon-{node}"), API_CHECK, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"logged in as {dash.user}" in done.stdout and "home /project/" in done.stdout
         assert dash.password not in done.stdout + done.stderr
         print(f"\ndashboard: {node}: {done.stdout.strip()}")
         # What an instance takes (resources: in formula.yml), printed.
-        mem = dash.podman.cli(
+        mem = podman.cli(
             ["stats", "--no-stream", "--format", "{{.MemUsage}}", dash.container(f"horizon-{node}")]
         )
         print(f"dashboard: horizon-{node} memory: {mem.strip()}")
@@ -174,7 +202,7 @@ def styled_and_scripted(driver: WebDriver) -> dict[str, Any]:
 
 
 def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
-    dash: Dashboard, tmp_path: Path, no_selenium_manager: None
+    dash: Dashboard, server: str, tmp_path: Path, no_selenium_manager: None
 ) -> None:
     start = time.monotonic()
     with browser(tmp_path / "profile", log=tmp_path / "chromedriver.log") as driver:
@@ -193,9 +221,7 @@ def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
         start = time.monotonic()
         names = instance_names(driver, URL)
         timed(dash, "instances page", time.monotonic() - start)
-        assert names == []  # no compute node: nova lists no server
-        table = driver.find_element(By.CSS_SELECTOR, "table#instances")
-        assert "No items to display." in table.text, table.text
+        assert names == [server], names
         assert user_name(driver) == dash.user
         instances = screenshot(driver, tmp_path / "project-instances.png")
 
@@ -270,6 +296,6 @@ def test_a_settings_change_reloads_each_instance_in_place(dash: Dashboard) -> No
     for node in CONTROLLERS:
         container = dash.container(f"horizon-{node}")
         assert dash.started(f"horizon-{node}") == before[node], "restarted, not reloaded"
-        snippet = dash.podman.run_in(container, ["cat", SNIPPET], timeout=60).stdout
+        snippet = dash.stack.podman.run_in(container, ["cat", SNIPPET], timeout=60).stdout
         assert "SESSION_TIMEOUT = 1800" in snippet
     assert saline(dash.env, "plan", "--detailed-exitcode").returncode == 0

@@ -1,8 +1,8 @@
-"""neutron for real: ML2/linuxbridge on the example without nova (tests/neutron_model.py:
-one controller with neutron-server, cmp01 with the four agents), on a stack of its own
-(10.67.0.0/24), through the API with openstacksdk, as a user would:
+"""neutron for real: ML2/linuxbridge on the whole example cloud (the package's stack,
+integration/cloud/conftest.py: neutron-server on both controllers, cmp01 with the four
+agents beside nova-compute), through the API with openstacksdk, as a user would:
 
-* `saline up`; the four agents of cmp01 alive in neutron's agent list; `saline smoke`
+* the four agents of cmp01 alive in neutron's agent list; `saline smoke`
   finds the network endpoint in the catalog;
 * the external flat network `public` as neutron-server's `networks` task made it from
   the model (172.24.4.0/24 on br-ex, no DHCP, gateway 172.24.4.1); a tenant vxlan
@@ -14,30 +14,27 @@ one controller with neutron-server, cmp01 with the four agents), on a stack of i
   the L3 agent's container (the folder they share); a floating address is allocated;
 * the node netns's rules are in nf_tables (the host's backend), none in legacy tables;
 * what the test made deleted again; then cmp01's node container killed (its network namespace,
-  br-ex with it, gone): `saline up` brings the node and its agents back, br-ex with them.
+  br-ex with it, gone): `saline up` brings the node and its agents back, br-ex with them
+  (and nova-compute with libvirt, which shared the namespace). It runs last in the
+  package.
 
 Every wait is bounded; each step prints its time (run with -s to see them).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from integration.conftest import own_stack, until
+from integration.cloud.conftest import PROXY, CloudStack
+from integration.conftest import until
 from integration.test_stack import ok
-from neutron_model import neutron_model
-from saline.runtime.podman import Podman
-from tools import require_tools
 
 pytestmark = pytest.mark.integration
 
-STACK = "neutron-e2e"
-PREFIX = "10.67.0."
 NODE = "cmp01"
 AGENTS = (
     "neutron-dhcp-agent",
@@ -107,10 +104,11 @@ def timed(label: str, action: Callable[[], Any]) -> Any:
 
 
 class Cloud:
-    def __init__(self, env: dict[str, str], podman: Podman) -> None:
-        self.env = env
-        self.podman = podman
-        rc = json.loads(ok(env, "openrc", "--format", "json").stdout)
+    def __init__(self, stack: CloudStack) -> None:
+        self.stack = stack
+        self.env = stack.env
+        self.podman = stack.podman
+        rc = stack.openrc()
         import openstack  # only these credentials: no clouds.yaml, no OS_* of the caller
 
         self.conn = openstack.connect(
@@ -130,15 +128,10 @@ class Cloud:
         )
 
     def container(self, service: str) -> str:
-        for c in self.podman.containers(f"io.podman.compose.project={STACK}"):
-            if c["Labels"].get("io.podman.compose.service") == service and c["State"] == "running":
-                return str(c["Names"][0])
-        raise AssertionError(f"no running container for {service}")
+        return self.stack.container(service)
 
     def run(self, service: str, command: list[str]) -> str:
-        done = self.podman.run_in(self.container(service), command, timeout=60)
-        assert done.returncode == 0, f"{service}: {command}: {done.output[-2000:]}"
-        return done.stdout
+        return self.stack.run(service, command)
 
     def agents_alive(self) -> dict[str, bool]:
         return {a.binary: bool(a.is_alive) for a in self.conn.network.agents() if a.host == NODE}
@@ -173,37 +166,32 @@ class Cloud:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory, podman: Podman) -> Iterator[Cloud]:
-    require_tools("podman", "podman-compose", "docker-registry")
-    root = tmp_path_factory.mktemp("neutron-e2e")
-    model = neutron_model(root / "source", prefix=PREFIX, controllers=1)
-    with own_stack(root, model, STACK) as env:
-        timed("saline up (images built where missing)", lambda: ok(env, "up"))
-        yield Cloud(env, podman)
+def neutron(cloud: CloudStack) -> Cloud:
+    return Cloud(cloud)
 
 
 def test_the_agents_report_alive_and_the_catalog_has_the_network_endpoint(
-    cloud: Cloud,
+    neutron: Cloud,
 ) -> None:
     timed(
         "every agent alive",
         lambda: until(
             "cmp01's agents alive",
-            lambda: cloud.agents_alive() == dict.fromkeys(AGENTS, True),
+            lambda: neutron.agents_alive() == dict.fromkeys(AGENTS, True),
             120,
             2,
         ),
     )
-    done = ok(cloud.env, "smoke", "--format", "json")
-    checks = {c["name"]: c["detail"] for c in json.loads(done.stdout)["checks"]}
-    assert f"network http://{PREFIX}40:9696" in checks["catalog"]
+    # The catalog's public network endpoint: the proxy's (test_cloud's smoke uses it).
+    found = neutron.conn.endpoint_for("network", interface="public")
+    assert str(found).rstrip("/") == f"http://{PROXY}:9696", found
     # Each agent's own API check: what `saline apply` gates a change of it on.
-    for line in cloud.api_checks():
+    for line in neutron.api_checks():
         assert ": alive in neutron's agent list" in line, line
 
 
-def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
-    net = cloud.conn.network
+def test_networks_a_router_and_a_floating_address(neutron: Cloud) -> None:
+    net = neutron.conn.network
     created: list[tuple[str, Callable[[], Any]]] = []
     try:
         # The external network is the model's (neutron:server:networks), made by
@@ -250,9 +238,9 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
         namespace = f"qdhcp-{tenant.id}"
 
         def dnsmasq() -> bool:
-            pids = cloud.run("neutron-dhcp-agent", ["ip", "netns", "pids", namespace]).split()
+            pids = neutron.run("neutron-dhcp-agent", ["ip", "netns", "pids", namespace]).split()
             names = [
-                cloud.run("neutron-dhcp-agent", ["cat", f"/proc/{pid}/comm"]).strip()
+                neutron.run("neutron-dhcp-agent", ["cat", f"/proc/{pid}/comm"]).strip()
                 for pid in pids
             ]
             return "dnsmasq" in names
@@ -267,18 +255,18 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
             f"ping {gateway} from cmp01",
             lambda: until(
                 f"{gateway} answers ping from cmp01",
-                lambda: cloud.ping(gateway).split("/")[0] != "0",
+                lambda: neutron.ping(gateway).split("/")[0] != "0",
                 90,
                 3,
             ),
         )
-        print(f"neutron: ping {gateway} from cmp01: {cloud.ping(gateway, 5)} answered")
+        print(f"neutron: ping {gateway} from cmp01: {neutron.ping(gateway, 5)} answered")
 
         # The metadata proxies (haproxy in the router's namespace, in the L3 agent's
         # container) reach the metadata agent at its socket, in the folder the node's
         # agents share: it answers, having asked neutron-server for the port of the
         # address (none: 404).
-        asked = cloud.run(
+        asked = neutron.run(
             "neutron-l3-agent",
             ["python3", "-c", METADATA, "/var/lib/neutron/metadata/metadata_proxy", router.id],
         )
@@ -290,9 +278,9 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
 
         # The namespace's rules: nf_tables (the host's backend and the image's), none in
         # legacy tables (a mix would filter twice, or not at all).
-        nft = cloud.run("neutron-linuxbridge-agent", ["iptables-nft-save"])
+        nft = neutron.run("neutron-linuxbridge-agent", ["iptables-nft-save"])
         assert "neutron-linuxbri" in nft and "-i br-ex ! -o br-ex -j DROP" in nft
-        legacy = cloud.run("neutron-linuxbridge-agent", ["iptables-legacy-save"])
+        legacy = neutron.run("neutron-linuxbridge-agent", ["iptables-legacy-save"])
         assert "-A " not in legacy, legacy
     finally:
         problems = []
@@ -306,17 +294,17 @@ def test_networks_a_router_and_a_floating_address(cloud: Cloud) -> None:
     assert not list(net.routers(name="saline-router"))
 
 
-def test_a_new_network_namespace_gets_its_bridge_back(cloud: Cloud) -> None:
+def test_a_new_network_namespace_gets_its_bridge_back(neutron: Cloud) -> None:
     """cmp01's node container killed: its namespace (and br-ex) goes with it; `saline up`
     starts the node anew and recreates its services (they joined the old namespace),
     and the agent's start wrapper makes the bridge again."""
-    node = cloud.container(NODE)
-    cloud.podman.cli(["kill", node])
-    timed("saline up after cmp01's namespace went", lambda: ok(cloud.env, "up"))
+    node = neutron.container(NODE)
+    neutron.podman.cli(["kill", node])
+    timed("saline up after cmp01's namespace went", lambda: ok(neutron.env, "up"))
     # The node's own view (its new namespace), and the agent's: the same.
-    links = cloud.run(NODE, ["python3", "-c", "import os; print(os.listdir('/sys/class/net'))"])
+    links = neutron.run(NODE, ["python3", "-c", "import os; print(os.listdir('/sys/class/net'))"])
     assert "'br-ex'" in links, links
-    shown = cloud.run("neutron-linuxbridge-agent", ["ip", "-o", "-4", "addr", "show", "br-ex"])
+    shown = neutron.run("neutron-linuxbridge-agent", ["ip", "-o", "-4", "addr", "show", "br-ex"])
     assert f" inet {EXTERNAL}.1/24 " in shown, shown
     # Not only alive (their rows stay so on the old agents' heartbeats for 75 s): each
     # started since its new container did.
@@ -324,7 +312,7 @@ def test_a_new_network_namespace_gets_its_bridge_back(cloud: Cloud) -> None:
         "every agent reported from its new container",
         lambda: until(
             "cmp01's agents started anew",
-            lambda: all(": alive in neutron's agent list" in line for line in cloud.api_checks()),
+            lambda: all(": alive in neutron's agent list" in line for line in neutron.api_checks()),
             150,
             3,
         ),
