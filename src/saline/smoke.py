@@ -81,7 +81,10 @@ def endpoint_overrides(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _connect(env: dict[str, str], **override: str) -> Any:
+def connect(env: dict[str, str], **override: str) -> Any:
+    """An openstacksdk connection with ``env``'s credentials (``saline openrc``'s
+    variables; ``override``: another username, password or project_name), and nothing
+    else: no clouds.yaml, no OS_* of the caller's shell."""
     import openstack  # imported here: it takes ~0.5 s, and only smoke needs it
 
     auth = {
@@ -98,7 +101,6 @@ def _connect(env: dict[str, str], **override: str) -> Any:
         "identity_api_version": "3",
         **endpoint_overrides(env),
     }
-    # Only these credentials: no clouds.yaml, no OS_* of the caller's shell.
     return openstack.connect(load_yaml_config=False, load_envvars=False, auth=auth, **settings)
 
 
@@ -146,7 +148,7 @@ def run_smoke(
     cleanup: list[tuple[str, Callable[[], Any]]] = []
     try:
         with check("token") as d:
-            conn = _connect(env)
+            conn = connect(env)
             token = conn.session.get_token()
             if not token:
                 raise SmokeError("smoke check 'token' failed: keystone returned no token")
@@ -190,9 +192,7 @@ def run_smoke(
             cleanup.append(("user", lambda: conn.identity.delete_user(user)))
             role = conn.identity.find_role("member", ignore_missing=False)
             conn.identity.assign_project_role_to_user(project, user, role)
-            as_user = _connect(
-                env, username=user.name, password=password, project_name=project.name
-            )
+            as_user = connect(env, username=user.name, password=password, project_name=project.name)
             if not as_user.session.get_token():
                 raise SmokeError("smoke check 'project and user' failed: no token for the user")
             d.append(f"{user.name} in {project.name}, token as member")

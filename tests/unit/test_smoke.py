@@ -71,7 +71,7 @@ def test_a_failing_check_is_named_and_everything_is_cleaned_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     log: list[str] = []
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: fake_cloud(log))
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: fake_cloud(log))
     lines: list[str] = []
     with pytest.raises(SmokeError) as e:
         run_smoke(ENV, lines.append)
@@ -97,7 +97,7 @@ def test_a_missing_catalog_entry_is_named(monkeypatch: pytest.MonkeyPatch) -> No
             )
         )
     )
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: cloud)
     with pytest.raises(SmokeError, match="no public image endpoint \\(has identity\\)"):
         run_smoke(ENV, lambda line: None)
 
@@ -115,11 +115,11 @@ def test_endpoint_overrides_reach_openstacksdk() -> None:
         "identity_endpoint_override": "http://10.96.0.20:5000/v3",
         "image_endpoint_override": "http://10.96.0.21:9292",
     }
-    conn = smoke._connect(env)
+    conn = smoke.connect(env)
     assert conn.config.get_endpoint("image") == "http://10.96.0.21:9292"
     assert conn.config.get_endpoint("identity") == "http://10.96.0.20:5000/v3"
     assert conn.config.get_endpoint("compute") is None
-    assert smoke._connect(ENV).config.get_endpoint("image") is None
+    assert smoke.connect(ENV).config.get_endpoint("image") is None
 
 
 class FakeImages:
@@ -184,7 +184,7 @@ def test_a_server_that_fails_to_boot_is_reported_with_novas_fault(
         ),
     )
     cloud.image, cloud.compute = images, FailingCompute(log)
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: cloud)
     files: dict[str, str] = {}
     formats: dict[str, dict[str, Any]] = {}
     for role, fmt in (("kernel", "aki"), ("ramdisk", "ari"), ("disk", "ami")):
@@ -227,7 +227,7 @@ def test_a_model_with_nova_needs_a_guest(monkeypatch: pytest.MonkeyPatch) -> Non
             cloud.image, checksum=__import__("hashlib").md5(kw["data"]).hexdigest(), **kw
         ),
     )
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: cloud)
     with pytest.raises(SmokeError, match="the model runs nova, but no guest was given"):
         run_smoke(ENV, lambda line: None, ("identity", "image", "compute"))
 
@@ -246,7 +246,7 @@ def test_the_catalog_check_waits_until_each_endpoint_answers(
         return SimpleNamespace(status_code=answers[url].pop(0))
 
     cloud.session.get = get
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: cloud)
     monkeypatch.setattr(smoke, "ENDPOINT_TIMEOUT", 0.05)
     monkeypatch.setattr(time, "sleep", lambda s: None)
     with pytest.raises(SmokeError, match=r"the image endpoint http://10.0.0.1:9292: not within"):
@@ -267,7 +267,7 @@ def test_the_catalog_check_waits_where_openrc_overrides_an_endpoint(
         return SimpleNamespace(status_code=300)
 
     cloud.session.get = get
-    monkeypatch.setattr(smoke, "_connect", lambda env, **kw: cloud)
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: cloud)
     env = {**ENV, "OS_IMAGE_ENDPOINT_OVERRIDE": "http://10.96.0.7:9292"}
     lines: list[str] = []
     # The fake glance fails the upload, after the catalog check passed.

@@ -18,12 +18,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from integration.conftest import own_stack
 from integration.test_stack import ok
 from saline.runtime.podman import Podman
+from saline.smoke import connect
 from tools import EXAMPLE, require_tools
 
 STACK = "saline-cloud"
@@ -72,6 +74,10 @@ class CloudStack:
     def openrc(self) -> dict[str, str]:
         """What `saline openrc` gives a user of the cloud (the model's admin)."""
         return dict(json.loads(ok(self.env, "openrc", "--format", "json").stdout))
+
+    def connect(self) -> Any:
+        """openstacksdk as the model's admin, with only what `saline openrc` gives."""
+        return connect(self.openrc())
 
 
 @pytest.fixture(scope="package")

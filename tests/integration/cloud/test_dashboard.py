@@ -111,24 +111,7 @@ def dash(cloud: CloudStack) -> Dashboard:
 def server(dash: Dashboard) -> Iterator[str]:
     """A server booted through the API, as a user of the cloud would (saline's guest, no
     network: the instances page needs nothing more); deleted, with its images, after."""
-    import openstack
-
-    rc = dash.stack.openrc()
-    conn = openstack.connect(
-        load_yaml_config=False,
-        load_envvars=False,
-        auth={
-            "auth_url": rc["OS_AUTH_URL"],
-            "username": rc["OS_USERNAME"],
-            "password": rc["OS_PASSWORD"],
-            "project_name": rc["OS_PROJECT_NAME"],
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        region_name=rc.get("OS_REGION_NAME"),
-        interface="public",
-        identity_api_version="3",
-    )
+    conn = dash.stack.connect()
     guest = json.loads(ok(dash.env, "guest", "build", "--format", "json").stdout)
     cleanup: list[tuple[str, Any]] = []
     try:

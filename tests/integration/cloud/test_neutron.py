@@ -108,24 +108,7 @@ class Cloud:
         self.stack = stack
         self.env = stack.env
         self.podman = stack.podman
-        rc = stack.openrc()
-        import openstack  # only these credentials: no clouds.yaml, no OS_* of the caller
-
-        self.conn = openstack.connect(
-            load_yaml_config=False,
-            load_envvars=False,
-            auth={
-                "auth_url": rc["OS_AUTH_URL"],
-                "username": rc["OS_USERNAME"],
-                "password": rc["OS_PASSWORD"],
-                "project_name": rc["OS_PROJECT_NAME"],
-                "user_domain_name": "Default",
-                "project_domain_name": "Default",
-            },
-            region_name=rc.get("OS_REGION_NAME"),
-            interface="public",
-            identity_api_version="3",
-        )
+        self.conn = stack.connect()
 
     def container(self, service: str) -> str:
         return self.stack.container(service)
