@@ -9,10 +9,16 @@ Measures, images built first (untimed: `saline build`):
   and DHCP address in its console log; `floating address`: until its page answers through
   the floating address; `volume attached`: until the guest reports the disk);
 * the stack's memory (`podman stats`, every container) after the first smoke;
-* `saline down --volumes`.
+* `saline down --volumes`;
+* the floor, in the same run: the same guest booted --runs times by QEMU alone on this
+  machine (bench/guest.py's boot: TCG, direct kernel boot, a disk hot-attached over
+  QMP), and the ratios of the cloud's figures to it: a server's create to its boot line
+  (`server active` + `console`) against QEMU's start to the same line, and `volume
+  attached` against the hot-attach.
 
 Usage: python bench/cloud.py [--runs 3]
-Results: printed, and bench/out/cloud.json. Run it on an otherwise idle machine.
+Results: printed, and bench/out/cloud.json. A registry of its own is started unless
+SALINE_REGISTRY names one. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from guest import boot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -98,10 +107,18 @@ def main() -> None:
             "CONTAINERS_CONF", os.path.expanduser("~/.local/state/saline/containers.conf")
         ),
     }
-    registry = os.environ.get("SALINE_REGISTRY")
-    if not registry:
-        raise SystemExit("set SALINE_REGISTRY to a running registry (saline registry start)")
+    from saline.runtime.registry import LocalRegistry
+
+    own = None
+    if not os.environ.get("SALINE_REGISTRY"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        own = LocalRegistry(f"127.0.0.1:{port}", str(root / "registry"))
+        own.start()
+        env["SALINE_REGISTRY"] = own.address
     result: dict[str, Any] = {"runs": []}
+    guest: dict[str, Any] = {}
     try:
         print("building images (untimed)...", flush=True)
         saline(env, "build", "--push")
@@ -113,6 +130,8 @@ def main() -> None:
             result["runs"].append({"smoke_s": seconds, "checks": checks})
             print(f"smoke {i + 1}: {seconds:.1f} s {checks}", flush=True)
             if i == 0:
+                _, built = saline(env, "guest", "build", "--format", "json")
+                guest = json.loads(built)
                 mem = memory_mb(env)
                 result["memory_mb"] = round(sum(mem.values()))
                 result["containers"] = len(mem)
@@ -123,11 +142,34 @@ def main() -> None:
                 result[f"median {name} s"] = statistics.median(values)
     finally:
         result["down_s"], _ = saline(env, "down", "--volumes")
-        shutil.rmtree(root, ignore_errors=True)
+        if own is not None:
+            own.stop()
+    # The floor: the same guest under QEMU alone, the stack gone (nothing else running).
+    floors = [boot(guest["folder"], root / f"qemu-{i}") for i in range(args.runs)]
+    shutil.rmtree(root, ignore_errors=True)
+    result["floor"] = floors
+    to_boot = [
+        r["checks"]["server active"] + r["checks"]["console"]
+        for r in result["runs"]
+        if "console" in r["checks"]
+    ]
+    attach = [
+        r["checks"]["volume attached"] for r in result["runs"] if "volume attached" in r["checks"]
+    ]
+    floor_boot = statistics.median(f["booted"] for f in floors)
+    floor_attach = statistics.median(f["attach"] for f in floors)
+    result["ratios"] = {
+        "server create to boot line / QEMU start to boot line": round(
+            statistics.median(to_boot) / floor_boot, 1
+        ),
+        "volume attached / QMP hot-attach": round(statistics.median(attach) / floor_attach, 1),
+    }
+    result["median floor booted s"] = floor_boot
+    result["median floor attach s"] = floor_attach
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "cloud.json"), "w") as fh:
         json.dump(result, fh, indent=2)
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "floor")}, indent=2))
 
 
 if __name__ == "__main__":
