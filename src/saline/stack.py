@@ -395,11 +395,29 @@ class _Up:
                 # Its services lost the network namespace they joined: recreate them.
                 self.fresh_nodes.add(step.node)
                 outcome = "started"
+            elif self._outlived(step, after):
+                # Restarted behind saline's back (podman restart, a reboot's restart
+                # policy): running, but its services still hold the namespace it had.
+                self.fresh_nodes.add(step.node)
             out[step.name] = StepResult(step.name, "node", outcome, time.monotonic() - start)
         self.progress(
             f"nodes: {', '.join(s.name for s in nodes)} ({time.monotonic() - start:.1f} s)"
         )
         return out
+
+    def _outlived(self, node: Step, container: Container) -> bool:
+        """Whether a service of ``node`` runs since before the node container's last
+        start: it joined a network namespace that is gone (a service can only join its
+        node's namespace once the node runs, so it starts after it)."""
+        if not container.started_at:
+            return False
+        for step in self.plan.steps:
+            if step.kind != "service" or step.node != node.node:
+                continue
+            c = self.existing.get(step.name)
+            if c is not None and c.running and 0 < c.started_at < container.started_at:
+                return True
+        return False
 
     def _check_subnet(self) -> None:
         """Another stack (or network) on the same subnet: say which, before podman fails."""

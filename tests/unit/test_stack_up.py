@@ -5,9 +5,12 @@ against real podman."""
 from __future__ import annotations
 
 import _thread
+import dataclasses
+import itertools
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -52,6 +55,8 @@ class FakeRunner:
     calls: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)
     made: dict[str, Container] = field(default_factory=dict)
+    #: Start times (podman's StartedAt): each container made starts later than the last.
+    clock: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
     podman: FakePodman = field(default_factory=FakePodman)
 
     def containers(self) -> dict[str, Container]:
@@ -73,6 +78,7 @@ class FakeRunner:
                 image=doc["image"],
                 labels=dict(doc["labels"]),
                 id=f"id-{name}-{len(self.calls)}",
+                started_at=next(self.clock),
             )
 
     def wait(self, container: str, *, timeout: float) -> int:
@@ -264,3 +270,24 @@ def test_ctrl_c_stops_up_and_removes_the_task_it_was_running(
     runner.blocking.clear()
     outcomes = run(stack, runner)
     assert outcomes["keystone-db-sync"] == "ran" and outcomes[KEYSTONE] == "healthy"
+
+
+def test_a_node_restarted_behind_saline_s_back_gets_its_services_recreated(stack: Stack) -> None:
+    """A node container restarted outside saline (podman restart, a reboot) runs, but the
+    services that joined its old network namespace hold a namespace that is gone: the
+    next `up` recreates them, and only them."""
+    runner = FakeRunner(stack)
+    run(stack, runner)
+    node = next(s for s in stack.plan.steps if s.kind == "node")
+    runner.made[node.name] = dataclasses.replace(
+        runner.made[node.name], started_at=next(runner.clock)
+    )
+    runner.recreated.clear()
+    outcomes = run(stack, runner)
+    own = {s.name for s in stack.plan.steps if s.kind == "service" and s.node == node.node}
+    assert own and set(runner.recreated) == own
+    assert {outcomes[n] for n in own} == {"healthy"}
+    # Up again: nothing is older than its node now.
+    runner.recreated.clear()
+    run(stack, runner)
+    assert runner.recreated == []

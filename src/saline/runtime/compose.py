@@ -48,6 +48,8 @@ class Container:
     image: str
     labels: dict[str, str]
     id: str = ""
+    #: When it last started (Unix seconds; 0: unknown or never).
+    started_at: int = 0
 
     @property
     def running(self) -> bool:
@@ -103,6 +105,7 @@ class ComposeRunner:
                     image=str(c.get("Image", "")),
                     labels=labels,
                     id=str(c.get("Id", "")),
+                    started_at=int(c.get("StartedAt", 0) or 0),
                 )
             )
         return out
