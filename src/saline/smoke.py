@@ -15,7 +15,9 @@ Against the admin credentials of ``saline openrc``, through the public endpoints
    the guest's own lines, the guest reached at its floating address (``reach``: from
    where the external network is, the node holding its bridge), a volume attached
    (where it runs cinder) and seen by the guest as a new disk;
-7. everything created is deleted again (also when a check fails).
+7. everything created is deleted again (also when a check fails), unless asked to keep
+   it (``keep``: to look at the server in the dashboard or its console; everything smoke
+   makes is named ``saline-smoke-*``, and :func:`clean_smoke` deletes what is left).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ VOLUME_TIMEOUT = 180.0
 DELETE_TIMEOUT = 120.0
 #: The smoke network's subnet (inside the cloud: a vxlan network, nothing leaves it).
 SMOKE_CIDR = "192.168.199.0/24"
+#: What every resource smoke makes is named (a floating address: its description).
+SMOKE_PREFIX = "saline-smoke-"
 
 
 class SmokeError(SalineError):
@@ -123,10 +127,12 @@ def run_smoke(
     progress: Callable[[str], None],
     catalog: Collection[str] = ("identity", "image"),
     server: Server | None = None,
+    keep: bool = False,
 ) -> SmokeReport:
     """The checks above; ``catalog``: the service types the model's services register
     (:func:`saline.formulas.endpoint_types`), each of which must have a public endpoint;
-    ``server``: what the server checks need (required where ``compute`` is)."""
+    ``server``: what the server checks need (required where ``compute`` is); ``keep``:
+    leave what was made (passed or not), listed in a last check, ``kept``."""
     report = SmokeReport()
 
     @contextmanager
@@ -179,12 +185,12 @@ def run_smoke(
                 )
         with check("project and user") as d:
             project = conn.identity.create_project(
-                name=f"saline-smoke-{suffix}", domain_id="default"
+                name=f"{SMOKE_PREFIX}{suffix}", domain_id="default"
             )
             cleanup.append(("project", lambda: conn.identity.delete_project(project)))
             password = uuid.uuid4().hex
             user = conn.identity.create_user(
-                name=f"saline-smoke-{suffix}",
+                name=f"{SMOKE_PREFIX}{suffix}",
                 password=password,
                 domain_id="default",
                 default_project_id=project.id,
@@ -199,7 +205,7 @@ def run_smoke(
         with check("image upload and download") as d:
             data = os.urandom(IMAGE_BYTES)
             image = conn.image.create_image(
-                name=f"saline-smoke-{suffix}",
+                name=f"{SMOKE_PREFIX}{suffix}",
                 data=data,
                 disk_format="raw",
                 container_format="bare",
@@ -228,14 +234,89 @@ def run_smoke(
                 raise SmokeError("smoke: the model runs nova, but no guest was given to boot")
             _server_checks(conn, server, catalog, suffix, check, cleanup)
     except SmokeError as failed:
+        if keep:
+            raise SmokeError(f"{failed}\n{_kept(cleanup)}") from None
         # Clean up anyway; the failed check is the message, a cleanup problem its tail.
         try:
             _clean(cleanup, report, progress)
         except SmokeError as also:
             raise SmokeError(f"{failed}\n{also}") from None
         raise
-    _clean(cleanup, report, progress)
+    if keep:
+        report.checks.append(Check("kept", 0.0, _kept(cleanup)))
+        progress(f"kept {_kept(cleanup)}")
+    else:
+        _clean(cleanup, report, progress)
     return report
+
+
+def _kept(cleanup: list[tuple[str, Callable[[], Any]]]) -> str:
+    what = ", ".join(sorted({w for w, _ in cleanup})) or "nothing"
+    return f"left for inspection: {what} (`saline smoke --clean` deletes them)"
+
+
+def clean_smoke(
+    env: dict[str, str], progress: Callable[[str], None], catalog: Collection[str]
+) -> SmokeReport:
+    """Delete every resource an earlier smoke left (named ``saline-smoke-*``: kept, or
+    a run killed before its cleanup), of any project: servers first (their volumes
+    detach), then volumes, floating addresses, routers (their interfaces), security
+    groups, networks (their subnets), images, users, projects. Nothing left is fine."""
+    conn = connect(env)
+    start = time.monotonic()
+    gone: list[str] = []
+
+    def mine(thing: Any) -> bool:
+        return str(getattr(thing, "name", "") or "").startswith(SMOKE_PREFIX)
+
+    def drop(kind: str, thing: Any, delete: Callable[..., Any], *args: Any) -> None:
+        delete(*args)
+        gone.append(f"{kind} {thing.name or thing.id}")
+        progress(f"deleted {kind} {thing.name or thing.id}")
+
+    if "compute" in catalog:
+        for vm in [v for v in conn.compute.servers(all_projects=True) if mine(v)]:
+            drop("server", vm, _delete_server, conn, vm)
+    if "volumev3" in catalog:
+        for vol in [v for v in conn.block_storage.volumes(all_projects=True) if mine(v)]:
+            _wait(
+                f"volume {vol.name} detached",
+                functools.partial(_detached, conn, vol),
+                VOLUME_TIMEOUT,
+            )
+            drop("volume", vol, _delete_volume, conn, vol)
+    if "network" in catalog:
+        net = conn.network
+        for ip in net.ips():
+            if str(ip.description or "").startswith(SMOKE_PREFIX):
+                drop("floating address", ip, net.delete_ip, ip)
+        for router in [r for r in net.routers() if mine(r)]:
+            for port in net.ports(device_id=router.id, device_owner="network:router_interface"):
+                net.remove_interface_from_router(router, port_id=port.id)
+            drop("router", router, net.delete_router, router)
+        for group in [g for g in net.security_groups() if mine(g)]:
+            drop("security group", group, net.delete_security_group, group)
+        for network in [n for n in net.networks() if mine(n)]:
+            drop("network", network, net.delete_network, network)
+    for image in [i for i in conn.image.images() if mine(i)]:
+        drop("image", image, conn.image.delete_image, image)
+    for user in [u for u in conn.identity.users() if mine(u)]:
+        drop("user", user, conn.identity.delete_user, user)
+    for project in [p for p in conn.identity.projects() if mine(p)]:
+        drop("project", project, conn.identity.delete_project, project)
+    report = SmokeReport()
+    report.checks.append(
+        Check(
+            "clean",
+            time.monotonic() - start,
+            f"deleted {len(gone)}: {', '.join(gone)}" if gone else "nothing to delete",
+        )
+    )
+    return report
+
+
+def _detached(conn: Any, volume: Any) -> bool:
+    return conn.block_storage.get_volume(volume).status not in ("in-use", "detaching")
 
 
 def _clean(
@@ -314,7 +395,7 @@ def _server_checks(
     """Steps 6 of the module's docstring, each a check; everything made is cleaned up."""
     from .guest import ADDRESS_LINE, BOOTED, DISK_LINE, PAGE_MARK
 
-    name = f"saline-smoke-{suffix}"
+    name = f"{SMOKE_PREFIX}{suffix}"
     with check("guest images") as d:
         ids = upload_guest(conn, server.files, server.description, name, cleanup)
         d.append(f"kernel, ramdisk and machine image ({server.description['kernel_release']})")
@@ -355,7 +436,7 @@ def _server_checks(
                     port_range_min=port,
                     port_range_max=port,
                 )
-            floating = conn.network.create_ip(floating_network_id=external.id)
+            floating = conn.network.create_ip(floating_network_id=external.id, description=name)
             cleanup.append(("floating address", lambda: conn.network.delete_ip(floating)))
             networks = [{"uuid": net.id}]
             d.append(

@@ -276,3 +276,95 @@ def test_the_catalog_check_waits_where_openrc_overrides_an_endpoint(
     assert any(line.startswith("ok   catalog") for line in lines)
     assert "http://10.96.0.7:9292" in asked and "http://10.0.0.1:9292" not in asked
     assert "http://10.0.0.1:5000/v3" in asked
+
+
+def test_keep_leaves_what_was_made_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`saline smoke --keep`: a failed run leaves what it made (to look at) and says how
+    to delete it; nothing is deleted."""
+    log: list[str] = []
+    monkeypatch.setattr(smoke, "connect", lambda env, **kw: fake_cloud(log))
+    with pytest.raises(SmokeError) as e:
+        run_smoke(ENV, lambda line: None, keep=True)
+    assert str(e.value).splitlines() == [
+        "smoke check 'image upload and download' failed: HTTP 503: glance is down",
+        "left for inspection: project, user (`saline smoke --clean` deletes them)",
+    ]
+    assert not [entry for entry in log if entry.startswith("delete")]
+
+
+class Listed:
+    """One kind of resource a cloud lists, and what was deleted of it."""
+
+    def __init__(self, kind: str, names: list[str], log: list[str]) -> None:
+        self.items = [SimpleNamespace(id=f"{kind}-{n}", name=n, description=n) for n in names]
+        self.kind, self.log = kind, log
+
+    def listed(self, **kw: Any) -> list[Any]:
+        return list(self.items)
+
+    def delete(self, thing: Any, *args: Any, **kw: Any) -> None:
+        self.log.append(f"delete {self.kind} {thing.name}")
+
+
+def test_clean_deletes_every_leftover_of_smoke_and_nothing_else() -> None:
+    """`saline smoke --clean`: what earlier runs left (saline-smoke-*), servers first,
+    the router's interfaces before the router; a resource of another name stays."""
+    log: list[str] = []
+    names = ["saline-smoke-1a2b", "production-db"]
+    kinds = {
+        k: Listed(k, names, log)
+        for k in ("server", "volume", "ip", "router", "group", "network", "image", "user", "p")
+    }
+    volume_states = iter(["in-use", "available"])
+    cloud = SimpleNamespace(
+        compute=SimpleNamespace(
+            servers=kinds["server"].listed,
+            delete_server=kinds["server"].delete,
+            wait_for_delete=lambda vm, wait: log.append(f"waited {vm.name}"),
+        ),
+        block_storage=SimpleNamespace(
+            volumes=kinds["volume"].listed,
+            get_volume=lambda v: SimpleNamespace(status=next(volume_states)),
+            delete_volume=kinds["volume"].delete,
+            wait_for_delete=lambda v, wait: None,
+        ),
+        network=SimpleNamespace(
+            ips=kinds["ip"].listed,
+            delete_ip=kinds["ip"].delete,
+            routers=kinds["router"].listed,
+            ports=lambda **kw: [SimpleNamespace(id="port-1")],
+            remove_interface_from_router=lambda r, port_id: log.append(f"unplug {port_id}"),
+            delete_router=kinds["router"].delete,
+            security_groups=kinds["group"].listed,
+            delete_security_group=kinds["group"].delete,
+            networks=kinds["network"].listed,
+            delete_network=kinds["network"].delete,
+        ),
+        image=SimpleNamespace(images=kinds["image"].listed, delete_image=kinds["image"].delete),
+        identity=SimpleNamespace(
+            users=kinds["user"].listed,
+            delete_user=kinds["user"].delete,
+            projects=kinds["p"].listed,
+            delete_project=kinds["p"].delete,
+        ),
+    )
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(smoke, "connect", lambda env, **kw: cloud)
+        mp.setattr(time, "sleep", lambda s: None)
+        report = smoke.clean_smoke(ENV, lines.append, ("compute", "volumev3", "network"))
+    assert log == [
+        "delete server saline-smoke-1a2b",
+        "waited saline-smoke-1a2b",
+        "delete volume saline-smoke-1a2b",
+        "delete ip saline-smoke-1a2b",
+        "unplug port-1",
+        "delete router saline-smoke-1a2b",
+        "delete group saline-smoke-1a2b",
+        "delete network saline-smoke-1a2b",
+        "delete image saline-smoke-1a2b",
+        "delete user saline-smoke-1a2b",
+        "delete p saline-smoke-1a2b",
+    ]
+    assert report.checks[0].detail.startswith("deleted 9: server saline-smoke-1a2b, ")
+    assert len(lines) == 9

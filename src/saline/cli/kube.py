@@ -495,13 +495,13 @@ def kube_openrc(args: argparse.Namespace, ctx: Context) -> int:
 
 def kube_smoke(args: argparse.Namespace, ctx: Context) -> int:
     from ..smoke import run_smoke
+    from .stack import smoke_clean, smoke_report
 
     env, catalog = _openrc(args, ctx)
-    report = run_smoke(env, ctx.progress(args.format), catalog)
-    if args.format == "json":
-        ctx.emit(report.as_dict(), "json")
-    else:
-        print(f"smoke passed: {len(report.checks)} checks", file=ctx.out)
+    if args.clean:
+        return smoke_clean(args, ctx, env, catalog)
+    report = run_smoke(env, ctx.progress(args.format), catalog, keep=args.keep)
+    smoke_report(args, ctx, report)
     return 0
 
 

@@ -190,6 +190,8 @@ def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
     stack, _ = _stack(ctx)
     catalog = endpoint_types(s for n in stack.plan.nodes for s in n.services)
     progress = ctx.progress(args.format)
+    if args.clean:
+        return smoke_clean(args, ctx, openrc(stack), catalog)
     server = None
     if "compute" in catalog:
         # The server it boots: saline's guest (built once, then from its cache).
@@ -197,11 +199,30 @@ def cmd_smoke(args: argparse.Namespace, ctx: Context) -> int:
 
         guest = guest_for(ctx.settings, progress=progress)
         server = Server(guest.files, guest.description, reach=reach_from_network_node(stack))
-    report = run_smoke(openrc(stack), progress, catalog, server)
+    report = run_smoke(openrc(stack), progress, catalog, server, keep=args.keep)
+    smoke_report(args, ctx, report)
+    return 0
+
+
+def smoke_report(args: argparse.Namespace, ctx: Context, report: Any) -> None:
+    """A passed smoke run's report: JSON, or a line (and what was kept, if asked)."""
+    if args.format == "json":
+        ctx.emit(report.as_dict(), "json")
+        return
+    print(f"smoke passed: {len(report.checks)} checks", file=ctx.out)
+    for c in report.checks:
+        if c.name == "kept":
+            print(c.detail, file=ctx.out)
+
+
+def smoke_clean(args: argparse.Namespace, ctx: Context, env: dict[str, str], catalog: Any) -> int:
+    from ..smoke import clean_smoke
+
+    report = clean_smoke(env, ctx.progress(args.format), catalog)
     if args.format == "json":
         ctx.emit(report.as_dict(), "json")
     else:
-        print(f"smoke passed: {len(report.checks)} checks", file=ctx.out)
+        print(f"smoke clean: {report.checks[0].detail}", file=ctx.out)
     return 0
 
 
@@ -313,8 +334,22 @@ def register(sub: Any) -> None:
         "check the running stack with real OpenStack API calls",
         "With openstacksdk and the openrc credentials: issue a token, check the service "
         "catalog, create a project and a user (and get the user a token), upload an image to "
-        "glance and download it back with the same checksum, then delete all of it. Exits "
-        "non-zero naming the check that failed.",
+        "glance and download it back with the same checksum; where the model runs nova, "
+        "boot saline's guest on a network routed to the external one, read its console, "
+        "reach it at a floating address and attach a volume (docs/stack.md). Then delete "
+        "all of it. Exits non-zero naming the check that failed.",
         cmd_smoke,
     )
     add_format(p, ("text", "json"), "text")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave what the checks made (the server, its network, volume and images, "
+        "named saline-smoke-*), passed or not, to look at; --clean deletes it later",
+    )
+    what.add_argument(
+        "--clean",
+        action="store_true",
+        help="run no check: delete every saline-smoke-* resource an earlier run left",
+    )

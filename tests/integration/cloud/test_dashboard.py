@@ -6,10 +6,10 @@ behind haproxy's port 80, used through a real browser, Debian's headless Chromiu
 * both horizon instances healthy, and each one's API check (a login through its form)
   passes;
 * Chromium opens http://PROXY/, logs in as the model's admin through the form, lands on
-  the project's overview; a server booted through the API (saline's guest, no network)
-  is listed on the instances page; the admin dashboard opens; each page shows the user's
-  name and was styled and scripted by the static files compressed in the image
-  (screenshots in the test's tmp folder);
+  the project's overview; the smoke's server (`saline smoke --keep`, deleted after by
+  `saline smoke --clean`) is listed on the instances page; the admin dashboard opens;
+  each page shows the user's name and was styled and scripted by the static files
+  compressed in the image (screenshots in the test's tmp folder);
 * a wrong password: the form again, with Horizon's "Invalid credentials.";
 * the browser's session is good on either instance (asked directly, not through
   haproxy): the sessions are in the shared memcached, signed with the same key;
@@ -48,17 +48,12 @@ from integration.dashboard import (
     user_name,
 )
 from integration.test_stack import ok, saline
-from saline.smoke import upload_guest
 from tools import require_tools
 
 pytestmark = pytest.mark.integration
 
 URL = f"http://{PROXY}"
 CONTROLLERS = {"ctl01": f"{PREFIX}30", "ctl02": f"{PREFIX}31"}
-#: The server the instances page must list.
-SERVER = "saline-dashboard-guest"
-#: Seconds a server without a network may take to be ACTIVE (16 s measured by smoke).
-ACTIVE_TIMEOUT = 240
 HORIZON_CLASS = Path("classes/system/horizon/server.yml")
 SNIPPET = "/etc/openstack-dashboard/local_settings.d/_9000_saline.py"
 API_CHECK = [
@@ -109,27 +104,25 @@ def dash(cloud: CloudStack) -> Dashboard:
 
 @pytest.fixture(scope="module")
 def server(dash: Dashboard) -> Iterator[str]:
-    """A server booted through the API, as a user of the cloud would (saline's guest, no
-    network: the instances page needs nothing more); deleted, with its images, after."""
-    conn = dash.stack.connect()
-    guest = json.loads(ok(dash.env, "guest", "build", "--format", "json").stdout)
-    cleanup: list[tuple[str, Any]] = []
+    """The smoke's server: `saline smoke --keep` boots it (and everything smoke checks)
+    and leaves it running; `saline smoke --clean` deletes it and the rest after, and a
+    second clean finds nothing."""
+    start = time.monotonic()
+    done = ok(dash.env, "smoke", "--keep", "--format", "json")
+    checks = {c["name"]: c["detail"] for c in json.loads(done.stdout)["checks"]}
+    timed(dash, "saline smoke --keep", time.monotonic() - start)
+    assert "cleanup" not in checks and checks["kept"].startswith("left for inspection: "), checks
+    name = checks["server active"].split(" on ")[0]
+    assert name.startswith("saline-smoke-"), checks["server active"]
     try:
-        start = time.monotonic()
-        ids = upload_guest(conn, guest["files"], guest["guest"], SERVER, cleanup)
-        flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
-        vm = conn.compute.create_server(
-            name=SERVER, image_id=ids["disk"], flavor_id=flavor.id, networks="none"
-        )
-        cleanup.append(("server", lambda: conn.compute.delete_server(vm)))
-        vm = conn.compute.wait_for_server(vm, status="ACTIVE", wait=ACTIVE_TIMEOUT)
-        timed(dash, "a server booted through the API (images, ACTIVE)", time.monotonic() - start)
-        yield str(vm.name)
+        yield name
     finally:
-        for what, delete in reversed(cleanup):
-            delete()
-            if what == "server":
-                conn.compute.wait_for_delete(vm, wait=120)
+        cleaned = ok(dash.env, "smoke", "--clean", "--format", "json")
+        detail = json.loads(cleaned.stdout)["checks"][0]["detail"]
+        assert f"server {name}" in detail and f"volume {name}" in detail, detail
+        print(f"\ndashboard: saline smoke --clean: {detail}")
+        again = json.loads(ok(dash.env, "smoke", "--clean", "--format", "json").stdout)
+        assert again["checks"][0]["detail"] == "nothing to delete", again
 
 
 @pytest.fixture
