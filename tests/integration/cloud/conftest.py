@@ -6,8 +6,11 @@ its last one.
 
 One stack for every module here because bringing the whole cloud up takes minutes (62
 containers): test_cloud (`saline smoke` boots a server), test_dashboard (a browser on
-Horizon), test_neutron (networks, a router, a node's namespace lost and made again: it
-runs last, being the hardest on the stack). Each module leaves what it made deleted.
+Horizon), test_day2 (a compute node's change rolled out under a running server),
+test_neutron (networks, a router, a node's namespace lost and made again: it runs last,
+being the hardest on the stack). Each module leaves what it made deleted; the server
+`saline smoke --keep` left for test_dashboard and test_day2 (:func:`kept_server`) is
+deleted by `saline smoke --clean` after the package.
 """
 
 from __future__ import annotations
@@ -90,3 +93,24 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStack]:
         took = time.monotonic() - start
         print(f"\nsaline up of the whole cloud: {took:.1f} s")
         yield CloudStack(env, Podman.for_state(str(root / "state")), root, took)
+
+
+@pytest.fixture(scope="package")
+def kept_server(cloud: CloudStack) -> Iterator[str]:
+    """The smoke's server, running: `saline smoke --keep` boots it (and everything smoke
+    checks) and leaves it; after the package `saline smoke --clean` deletes it and the
+    rest, and a second clean finds nothing. Its name."""
+    start = time.monotonic()
+    done = ok(cloud.env, "smoke", "--keep", "--format", "json")
+    checks = {c["name"]: c["detail"] for c in json.loads(done.stdout)["checks"]}
+    print(f"\nsaline smoke --keep: {time.monotonic() - start:.1f} s")
+    assert "cleanup" not in checks and checks["kept"].startswith("left for inspection: "), checks
+    name = checks["server active"].split(" on ")[0]
+    assert name.startswith("saline-smoke-"), checks["server active"]
+    yield name
+    cleaned = ok(cloud.env, "smoke", "--clean", "--format", "json")
+    detail = json.loads(cleaned.stdout)["checks"][0]["detail"]
+    assert f"server {name}" in detail and f"volume {name}" in detail, detail
+    print(f"\nsaline smoke --clean: {detail}")
+    again = json.loads(ok(cloud.env, "smoke", "--clean", "--format", "json").stdout)
+    assert again["checks"][0]["detail"] == "nothing to delete", again

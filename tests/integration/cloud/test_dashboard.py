@@ -6,10 +6,11 @@ behind haproxy's port 80, used through a real browser, Debian's headless Chromiu
 * both horizon instances healthy, and each one's API check (a login through its form)
   passes;
 * Chromium opens http://PROXY/, logs in as the model's admin through the form, lands on
-  the project's overview; the smoke's server (`saline smoke --keep`, deleted after by
-  `saline smoke --clean`) is listed on the instances page; the admin dashboard opens;
-  each page shows the user's name and was styled and scripted by the static files
-  compressed in the image (screenshots in the test's tmp folder);
+  the project's overview; the smoke's server (the package's kept_server: `saline smoke
+  --keep`, deleted after by `saline smoke --clean`) is listed on the instances page;
+  the admin dashboard opens; each page shows the user's name and was styled and
+  scripted by the static files compressed in the image (screenshots in the test's tmp
+  folder);
 * a wrong password: the form again, with Horizon's "Invalid credentials.";
 * the browser's session is good on either instance (asked directly, not through
   haproxy): the sessions are in the shared memcached, signed with the same key;
@@ -26,7 +27,6 @@ import struct
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,29 +102,6 @@ def dash(cloud: CloudStack) -> Dashboard:
     return Dashboard(cloud, rc["OS_USERNAME"], rc["OS_PASSWORD"])
 
 
-@pytest.fixture(scope="module")
-def server(dash: Dashboard) -> Iterator[str]:
-    """The smoke's server: `saline smoke --keep` boots it (and everything smoke checks)
-    and leaves it running; `saline smoke --clean` deletes it and the rest after, and a
-    second clean finds nothing."""
-    start = time.monotonic()
-    done = ok(dash.env, "smoke", "--keep", "--format", "json")
-    checks = {c["name"]: c["detail"] for c in json.loads(done.stdout)["checks"]}
-    timed(dash, "saline smoke --keep", time.monotonic() - start)
-    assert "cleanup" not in checks and checks["kept"].startswith("left for inspection: "), checks
-    name = checks["server active"].split(" on ")[0]
-    assert name.startswith("saline-smoke-"), checks["server active"]
-    try:
-        yield name
-    finally:
-        cleaned = ok(dash.env, "smoke", "--clean", "--format", "json")
-        detail = json.loads(cleaned.stdout)["checks"][0]["detail"]
-        assert f"server {name}" in detail and f"volume {name}" in detail, detail
-        print(f"\ndashboard: saline smoke --clean: {detail}")
-        again = json.loads(ok(dash.env, "smoke", "--clean", "--format", "json").stdout)
-        assert again["checks"][0]["detail"] == "nothing to delete", again
-
-
 @pytest.fixture
 def no_selenium_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     """selenium must find Debian's chromedriver by the path it is given: its
@@ -178,7 +155,7 @@ def styled_and_scripted(driver: WebDriver) -> dict[str, Any]:
 
 
 def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
-    dash: Dashboard, server: str, tmp_path: Path, no_selenium_manager: None
+    dash: Dashboard, kept_server: str, tmp_path: Path, no_selenium_manager: None
 ) -> None:
     start = time.monotonic()
     with browser(tmp_path / "profile", log=tmp_path / "chromedriver.log") as driver:
@@ -197,7 +174,7 @@ def test_a_browser_logs_in_and_sees_the_project_and_admin_pages(
         start = time.monotonic()
         names = instance_names(driver, URL)
         timed(dash, "instances page", time.monotonic() - start)
-        assert names == [server], names
+        assert names == [kept_server], names
         assert user_name(driver) == dash.user
         instances = screenshot(driver, tmp_path / "project-instances.png")
 
