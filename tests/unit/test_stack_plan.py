@@ -140,6 +140,23 @@ def test_order_follows_depends_and_bootstrap_phases() -> None:
     }
 
 
+def test_host_discovery_runs_once_the_schedulers_and_compute_services_run() -> None:
+    """nova's discover-hosts (a needs_running task of nova-scheduler with its own
+    depends): after every scheduler instance and every nova-compute, once; nothing waits
+    for it but `saline up` itself (a server asked for after `up` finds its host mapped)."""
+    stack = stack_of()
+    step = stack.plan.step("nova-scheduler-discover-hosts")
+    assert set(step.after) == {"nova-scheduler-ctl01", "nova-scheduler-ctl02", "nova-compute"}
+    assert not [s.name for s in stack.plan.steps if step.name in s.after]
+
+
+def test_a_needs_running_tasks_dependency_no_node_runs_is_named(tmp_path: Path) -> None:
+    model = copy_example(tmp_path)
+    (model / "nodes" / "cmp01.openstack.local.yml").unlink()
+    with pytest.raises(ModelError, match="depends on nova-compute, which no node of the model"):
+        stack_of(model)
+
+
 def test_compose_conditions_and_waits_match_the_steps() -> None:
     svc = services(stack_of())
     # Every container depends_on its node only (its network namespace): podman-compose

@@ -294,7 +294,9 @@ class BootstrapTask(_Strict):
     #: the services depending on this one wait for it.
     needs_running: bool = False
     #: Services that must be ready before the task, when it needs fewer than its service's
-    #: ``depends`` (glance's db sync needs MariaDB, not keystone). Default: those.
+    #: ``depends`` (glance's db sync needs MariaDB, not keystone). Default: those. For a
+    #: ``needs_running`` task: what must be ready besides its own service (nova's host
+    #: discovery waits for the compute services); nothing else by default.
     depends: list[str] | None = None
     #: Seconds the task may run; past that `saline up` removes it and fails naming it
     #: (every wait is bounded: a task that hangs must not hang the deployment).

@@ -590,6 +590,12 @@ def plan_stack(
                     target = health_target(dn.address, ds.spec)
                     if target:
                         targets.append(target)
+                # And what else it talks to (nova's host discovery: the compute services).
+                for dep in task.depends or []:
+                    who = f"task {task_name(n, inst, task)} on {n.name}"
+                    s_, t_, w_ = ready(dep, who, n.name)
+                    after += s_ + t_
+                    targets += w_
                 after += before(n, inst, post[i - 1] if i else None, task.scope == "service")
                 add_task(task, after, targets)
 
