@@ -354,7 +354,7 @@ def _wait(what: str, ready: Callable[[], Any], timeout: float, step: float = 2.0
         time.sleep(step)
 
 
-def upload_guest(
+def _upload_guest(
     conn: Any,
     files: dict[str, str],
     description: dict[str, Any],
@@ -397,7 +397,7 @@ def _server_checks(
 
     name = f"{SMOKE_PREFIX}{suffix}"
     with check("guest images") as d:
-        ids = upload_guest(conn, server.files, server.description, name, cleanup)
+        ids = _upload_guest(conn, server.files, server.description, name, cleanup)
         d.append(f"kernel, ramdisk and machine image ({server.description['kernel_release']})")
     networks: list[dict[str, str]] = []
     floating: Any = None
